@@ -1,0 +1,90 @@
+//! OAuth2 client credentials (Podero-compatible) and the bearer check in front of every partner
+//! route.
+
+pub mod limiter;
+pub mod oauth;
+pub mod secret;
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use uuid::Uuid;
+use voltplan_store::OrgScope;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who is calling: an API client acting for exactly one organisation.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub org_id: Uuid,
+    pub client_id: String,
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized(
+                "Authentication credentials were not provided",
+            ))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized(
+                "Malformed Authorization header: expected \"Bearer <token>\"",
+            ))?;
+        let found = state
+            .store()
+            .find_access_token(&secret::token_hash(token))
+            .await?;
+        match found {
+            Some(t) if t.expires_at > state.now() => Ok(Principal {
+                org_id: t.org_id,
+                client_id: t.client_id,
+            }),
+            Some(_) => Err(ApiError::Unauthorized("The access token expired")),
+            None => Err(ApiError::Unauthorized("Invalid or revoked access token")),
+        }
+    }
+}
+
+/// An authenticated caller whose organisation is the `{org_id}` of the path. Another
+/// organisation's id (or a malformed one) is a 404, exactly like an object that does not exist.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    pub org: OrgScope,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for OrgAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let org_id = params
+            .iter()
+            .find(|(name, _)| *name == "org_id")
+            .and_then(|(_, value)| Uuid::parse_str(value).ok())
+            .ok_or(ApiError::NotFound)?;
+        if org_id != principal.org_id {
+            return Err(ApiError::NotFound);
+        }
+        Ok(OrgAccess {
+            org: OrgScope::new(org_id),
+            principal,
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! `POST /oauth2/token/` (RFC 6749 client credentials) and `POST /oauth2/revoke_token/` (RFC 7009).
+//!
+//! Podero documents a JSON body `{"grant_type": "client_credentials"}` with HTTP Basic client
+//! authentication; RFC 6749 clients send the same form-encoded. Both are accepted, as are client
+//! credentials in the body (RFC 6749 §2.3.1 allows it; Basic is preferred).
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utoipa::ToSchema;
+use voltplan_store::{NewAccessToken, StoreError};
+
+use super::secret;
+use crate::state::AppState;
+
+/// RFC 6749 §5.2 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    UnsupportedGrantType,
+    TooManyRequests,
+    ServerError,
+}
+
+#[derive(Debug)]
+struct OAuthError {
+    code: OAuthErrorCode,
+    description: &'static str,
+    retry_after_secs: Option<u64>,
+}
+
+/// The RFC 6749 §5.2 error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `slow_down` or `server_error`.
+    pub error: &'static str,
+    pub error_description: &'static str,
+}
+
+impl OAuthError {
+    fn new(code: OAuthErrorCode, description: &'static str) -> Self {
+        Self {
+            code,
+            description,
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, error) = match self.code {
+            OAuthErrorCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            OAuthErrorCode::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            OAuthErrorCode::UnsupportedGrantType => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type")
+            }
+            OAuthErrorCode::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+            OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        };
+        let mut response = (
+            status,
+            axum::Json(OAuthErrorBody {
+                error,
+                error_description: self.description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.code == OAuthErrorCode::InvalidClient {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"voltplan\""),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            headers.insert(RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// The caller's address, for throttling failed attempts.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(ip))
+    }
+}
+
+/// Token request body (JSON as Podero documents it, or form-encoded).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Opaque bearer token.
+    pub access_token: String,
+    /// Lifetime in seconds (36,000 unless configured otherwise).
+    pub expires_in: i64,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Always `read write`.
+    pub scope: &'static str,
+}
+
+/// Parses a form or JSON body into string parameters; `None` when the body is neither.
+fn body_params(headers: &HeaderMap, body: &Bytes) -> Option<HashMap<String, String>> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json")
+        || (content_type.is_empty() && body.first() == Some(&b'{'))
+    {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let object = value.as_object()?;
+        Some(
+            object
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect(),
+        )
+    } else {
+        Some(form_urlencoded_pairs(body))
+    }
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// RFC 6749 §2.3.1: the client id and secret are form-encoded before they are put in Basic.
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Client credentials from HTTP Basic, else from the body.
+fn client_credentials(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Option<(String, String)> {
+    if let Some(header) = headers.get(AUTHORIZATION) {
+        let encoded = header.to_str().ok()?.strip_prefix("Basic ")?;
+        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        return Some((percent_decode(id), percent_decode(secret)));
+    }
+    Some((
+        params.get("client_id")?.clone(),
+        params.get("client_secret")?.clone(),
+    ))
+}
+
+/// Verifies a client's credentials; on success returns its organisation.
+async fn authenticate_client(
+    state: &AppState,
+    ip: IpAddr,
+    id: &str,
+    presented: &str,
+) -> Result<uuid::Uuid, OAuthError> {
+    let now = state.now();
+    if let Some(wait) = state.0.token_failures.blocked_for(ip, now) {
+        return Err(OAuthError {
+            code: OAuthErrorCode::TooManyRequests,
+            description: "Too many failed attempts; retry later",
+            retry_after_secs: Some(wait),
+        });
+    }
+    let invalid = || {
+        OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "Client authentication failed",
+        )
+    };
+    let client = match state.store().get_api_client(id).await {
+        Ok(client) if client.revoked_at.is_none() => client,
+        Ok(_) | Err(StoreError::NotFound) => {
+            state.0.token_failures.record_failure(ip, now);
+            return Err(invalid());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "client lookup failed");
+            return Err(OAuthError::new(
+                OAuthErrorCode::ServerError,
+                "Internal server error",
+            ));
+        }
+    };
+    let presented_digest = secret::token_hash(presented);
+    let cached = {
+        let cache = state
+            .0
+            .verified_secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(id)
+            .is_some_and(|(phc, digest)| *phc == client.secret_hash && *digest == presented_digest)
+    };
+    let ok = cached || {
+        let (secret, phc) = (presented.to_owned(), client.secret_hash.clone());
+        // Argon2 is deliberately slow: keep it off the async workers.
+        tokio::task::spawn_blocking(move || secret::verify_secret(&secret, &phc))
+            .await
+            .unwrap_or(false)
+    };
+    if !ok {
+        state.0.token_failures.record_failure(ip, now);
+        return Err(invalid());
+    }
+    if !cached {
+        let mut cache = state
+            .0
+            .verified_secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(
+            id.to_owned(),
+            (client.secret_hash.clone(), presented_digest),
+        );
+    }
+    Ok(client.org_id)
+}
+
+/// Obtain an access token with the client-credentials grant.
+#[utoipa::path(
+    post,
+    path = "/oauth2/token/",
+    tag = "Authentication",
+    request_body(content = TokenRequest, description = "JSON (as Podero documents) or application/x-www-form-urlencoded. Authenticate the client with HTTP Basic `client_id:client_secret`."),
+    responses(
+        (status = 200, description = "A new bearer token", body = TokenResponse),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = OAuthErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match issue_token(&state, ip, &headers, &body).await {
+        Ok(token) => {
+            let mut response = axum::Json(token).into_response();
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn issue_token(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<TokenResponse, OAuthError> {
+    let params = body_params(headers, body).ok_or_else(|| {
+        OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "The body must be JSON or form-encoded",
+        )
+    })?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            "Only the client_credentials grant is supported",
+        ));
+    }
+    let (client_id, client_secret) = client_credentials(headers, &params).ok_or_else(|| {
+        OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "Client authentication failed",
+        )
+    })?;
+    let org_id = authenticate_client(state, ip, &client_id, &client_secret).await?;
+    let (token, token_hash) = secret::generate_access_token();
+    let now = state.now();
+    let lifetime = state.0.config.token_lifetime;
+    state
+        .store()
+        .insert_access_token(&NewAccessToken {
+            token_hash,
+            client_id,
+            org_id,
+            issued_at: now,
+            expires_at: now + lifetime,
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing an access token failed");
+            OAuthError::new(OAuthErrorCode::ServerError, "Internal server error")
+        })?;
+    Ok(TokenResponse {
+        access_token: token,
+        expires_in: lifetime.num_seconds(),
+        token_type: "Bearer",
+        scope: "read write",
+    })
+}
+
+/// Revocation request (RFC 7009).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    pub token: String,
+    /// Optional; only `access_token` exists here.
+    pub token_type_hint: Option<String>,
+}
+
+/// Revoke an access token (RFC 7009). Answers 200 whether or not the token existed.
+#[utoipa::path(
+    post,
+    path = "/oauth2/revoke_token/",
+    tag = "Authentication",
+    request_body(content = RevokeRequest, description = "JSON or form-encoded; authenticate the client with HTTP Basic."),
+    responses(
+        (status = 200, description = "The token is no longer valid"),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let params = body_params(&headers, &body).ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "The body must be JSON or form-encoded",
+            )
+        })?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
+        let (client_id, client_secret) =
+            client_credentials(&headers, &params).ok_or_else(|| {
+                OAuthError::new(
+                    OAuthErrorCode::InvalidClient,
+                    "Client authentication failed",
+                )
+            })?;
+        authenticate_client(&state, ip, &client_id, &client_secret).await?;
+        state
+            .store()
+            .revoke_access_token(&secret::token_hash(token), &client_id, state.now())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "revoking a token failed");
+                OAuthError::new(OAuthErrorCode::ServerError, "Internal server error")
+            })?;
+        Ok::<_, OAuthError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_decode_per_whatwg() {
+        let pairs = form_urlencoded_pairs(b"grant_type=client_credentials&a=b%20c+d&empty=");
+        assert_eq!(pairs["grant_type"], "client_credentials");
+        assert_eq!(pairs["a"], "b c d");
+        assert_eq!(pairs["empty"], "");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("a%3Ab"), "a:b");
+    }
+}

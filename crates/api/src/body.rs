@@ -1,0 +1,309 @@
+//! Reading write bodies field by field, so that every problem is reported at once with the field it
+//! belongs to, unknown keys are refused by name, and "absent" differs from "null" (partial PUT).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use chrono::{DateTime, NaiveTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+use voltplan_core::validation::FieldError;
+
+use crate::error::ApiError;
+
+/// The largest body accepted anywhere in the API.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A field of a partial update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patch<T> {
+    Absent,
+    Null,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to a nullable field.
+    pub fn apply(self, field: &mut Option<T>) {
+        match self {
+            Patch::Absent => {}
+            Patch::Null => *field = None,
+            Patch::Set(v) => *field = Some(v),
+        }
+    }
+}
+
+/// A JSON object body.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("The request body could not be read".to_owned())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(JsonObject(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::Invalid(vec![FieldError::at(
+                &["body"],
+                "model_type",
+                "The body must be a JSON object",
+            )])),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "Malformed JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                e.classify_kind()
+            ))),
+        }
+    }
+}
+
+trait ClassifyKind {
+    fn classify_kind(&self) -> &'static str;
+}
+
+impl ClassifyKind for serde_json::Error {
+    fn classify_kind(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "unexpected end of input",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "invalid data",
+            serde_json::error::Category::Io => "read error",
+        }
+    }
+}
+
+/// Reads typed fields out of a body, collecting every error.
+pub struct Fields {
+    map: Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    /// Refuses keys that are neither writable nor documented read-only (read-only keys are
+    /// accepted and ignored, so a client may send back an object it read).
+    pub fn new(JsonObject(map): JsonObject, writable: &[&str], read_only: &[&str]) -> Self {
+        let errors = map
+            .keys()
+            .filter(|k| !writable.contains(&k.as_str()) && !read_only.contains(&k.as_str()))
+            .map(|k| FieldError::body(k, "extra_forbidden", format!("Unknown field {k:?}")))
+            .collect();
+        Self { map, errors }
+    }
+
+    pub fn error(&mut self, field: &str, kind: &str, msg: impl Into<String>) {
+        self.errors.push(FieldError::body(field, kind, msg));
+    }
+
+    pub fn has_errors_for(&self, field: &str) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.loc.get(1).is_some_and(|f| f == field))
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(self.errors))
+        }
+    }
+
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
+
+    fn take(&mut self, key: &str) -> Patch<Value> {
+        match self.map.remove(key) {
+            None => Patch::Absent,
+            Some(Value::Null) => Patch::Null,
+            Some(v) => Patch::Set(v),
+        }
+    }
+
+    /// A nullable field, converted by `parse`, which explains what it expected on failure.
+    fn field<T>(
+        &mut self,
+        key: &str,
+        kind: &str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Patch<T> {
+        match self.take(key) {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Set(value) => match parse(&value) {
+                Ok(v) => Patch::Set(v),
+                Err(msg) => {
+                    self.error(key, kind, msg);
+                    Patch::Absent
+                }
+            },
+        }
+    }
+
+    /// Turns a nullable patch into a required-when-present one: `null` is an error.
+    pub fn not_null<T>(&mut self, key: &str, patch: Patch<T>) -> Option<T> {
+        match patch {
+            Patch::Absent => None,
+            Patch::Null => {
+                self.error(key, "null_forbidden", "This field may not be null");
+                None
+            }
+            Patch::Set(v) => Some(v),
+        }
+    }
+
+    pub fn bool(&mut self, key: &str) -> Patch<bool> {
+        self.field(key, "bool_type", |v| {
+            v.as_bool()
+                .ok_or_else(|| "Input should be a valid boolean".to_owned())
+        })
+    }
+
+    pub fn int(&mut self, key: &str, min: i64, max: i64) -> Patch<i64> {
+        self.field(key, "int_type", |v| {
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| "Input should be a valid integer".to_owned())?;
+            if n < min || n > max {
+                return Err(format!("Input should be between {min} and {max}"));
+            }
+            Ok(n)
+        })
+    }
+
+    /// A number; with `accept_string`, also a decimal string such as `"79.5"`.
+    pub fn number(&mut self, key: &str, min: f64, max: f64, accept_string: bool) -> Patch<f64> {
+        self.field(key, "float_type", |v| {
+            let n = match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) if accept_string => {
+                    s.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+                }
+                _ => None,
+            }
+            .ok_or_else(|| "Input should be a valid number".to_owned())?;
+            if n < min || n > max {
+                return Err(format!("Input should be between {min} and {max}"));
+            }
+            Ok(n)
+        })
+    }
+
+    /// A string of at most `max_len` characters; with `accept_number`, also a number (zip codes).
+    pub fn string(&mut self, key: &str, max_len: usize, accept_number: bool) -> Patch<String> {
+        self.field(key, "string_type", |v| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) if accept_number => n.to_string(),
+                _ => return Err("Input should be a valid string".to_owned()),
+            };
+            if s.chars().count() > max_len {
+                return Err(format!("String should have at most {max_len} characters"));
+            }
+            Ok(s)
+        })
+    }
+
+    pub fn one_of(&mut self, key: &str, allowed: &[&str]) -> Patch<String> {
+        self.field(key, "enum", |v| match v.as_str() {
+            Some(s) if allowed.contains(&s) => Ok(s.to_owned()),
+            _ => Err(format!("Input should be one of: {}", allowed.join(", "))),
+        })
+    }
+
+    pub fn datetime(&mut self, key: &str) -> Patch<DateTime<Utc>> {
+        self.field(key, "datetime_parsing", |v| {
+            v.as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&Utc))
+                .ok_or_else(|| {
+                    "Input should be an RFC 3339 date-time with offset, e.g. 2025-01-31T22:00:00Z"
+                        .to_owned()
+                })
+        })
+    }
+
+    /// `"HH:MM"` or `"HH:MM:SS"`.
+    pub fn time_of_day(&mut self, key: &str) -> Patch<NaiveTime> {
+        self.field(key, "time_parsing", |v| {
+            v.as_str()
+                .and_then(parse_time_of_day)
+                .ok_or_else(|| "Input should be a time of day \"HH:MM\" or \"HH:MM:SS\"".to_owned())
+        })
+    }
+
+    pub fn uuid(&mut self, key: &str) -> Patch<Uuid> {
+        self.field(key, "uuid_parsing", |v| {
+            v.as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| "Input should be a valid UUID".to_owned())
+        })
+    }
+
+    pub fn object(&mut self, key: &str) -> Patch<Map<String, Value>> {
+        self.field(key, "model_type", |v| {
+            v.as_object()
+                .cloned()
+                .ok_or_else(|| "Input should be an object".to_owned())
+        })
+    }
+
+    /// Collects a nested object's errors under `key`.
+    pub fn nested_errors(&mut self, key: &str, errors: Vec<FieldError>) {
+        for mut e in errors {
+            // `["body", inner]` becomes `["body", key, inner]`.
+            e.loc.insert(1, key.to_owned());
+            self.errors.push(e);
+        }
+    }
+}
+
+pub fn parse_time_of_day(s: &str) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(s, "%H:%M:%S")
+        .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M"))
+        .ok()
+}
+
+/// Decimal fields are JSON strings on output ("79.5", "0"), as Podero sends them.
+pub fn decimal_string(value: f64) -> String {
+    let s = format!("{:.3}", value);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_print_like_podero() {
+        assert_eq!(decimal_string(0.0), "0");
+        assert_eq!(decimal_string(79.5), "79.5");
+        assert_eq!(decimal_string(80.0), "80");
+        assert_eq!(decimal_string(12.3456), "12.346");
+    }
+
+    #[test]
+    fn time_of_day_accepts_minutes_and_seconds() {
+        assert_eq!(parse_time_of_day("07:00"), NaiveTime::from_hms_opt(7, 0, 0));
+        assert_eq!(
+            parse_time_of_day("06:30:15"),
+            NaiveTime::from_hms_opt(6, 30, 15)
+        );
+        assert_eq!(parse_time_of_day("25:00"), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! Errors in the shape Podero partners already parse: `{"detail": "…"}`, and for validation
+//! `422 {"detail": [{"loc": […], "msg": "…", "type": "…"}]}`. Internal causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use voltplan_core::validation::FieldError;
+use voltplan_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not found")]
+    NotFound,
+    #[error("validation failed")]
+    Invalid(Vec<FieldError>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("conflict")]
+    Conflict(serde_json::Value),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &str, kind: &str, msg: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldError::body(field, kind, msg)])
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Invalid(errors) => ApiError::Invalid(errors),
+            StoreError::Conflict { field } => ApiError::Invalid(vec![FieldError::body(
+                field,
+                "unique",
+                format!("{field} is already in use in this organisation"),
+            )]),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"detail": "Not Found"})),
+            )
+                .into_response(),
+            ApiError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"detail": errors})),
+            )
+                .into_response(),
+            ApiError::BadRequest(msg) => {
+                (StatusCode::BAD_REQUEST, axum::Json(json!({"detail": msg}))).into_response()
+            }
+            ApiError::Unauthorized(why) => {
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, axum::Json(json!({"detail": why}))).into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"voltplan\", error=\"invalid_token\""),
+                );
+                response
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(json!({"detail": "Request body is larger than 1 MiB"})),
+            )
+                .into_response(),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({"detail": "Too many requests; retry later"})),
+                )
+                    .into_response();
+                if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            ApiError::Conflict(body) => (StatusCode::CONFLICT, axum::Json(body)).into_response(),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({"detail": "Internal server error"})),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

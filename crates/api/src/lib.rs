@@ -1,0 +1,115 @@
+//! Voltplan's HTTP API: the Podero-compatible partner API, OAuth2, OpenAPI and operations
+//! endpoints. Handlers translate HTTP to store calls; the domain lives in `voltplan-core`.
+
+pub mod auth;
+mod body;
+mod buildings;
+mod docs;
+mod error;
+mod ops;
+mod params;
+mod schemas;
+mod state;
+mod users;
+mod vehicles;
+
+pub use auth::secret::{generate_client_id, generate_client_secret, hash_secret};
+pub use docs::ApiDoc;
+pub use error::ApiError;
+pub use state::{ApiConfig, AppState};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The router and the OpenAPI document it was built with (they cannot drift: each route is
+/// registered together with its documentation).
+pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::oauth::token))
+        .routes(routes!(auth::oauth::revoke))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(
+            buildings::list_buildings,
+            buildings::create_building
+        ))
+        .routes(routes!(
+            buildings::get_building,
+            buildings::update_building,
+            buildings::delete_building
+        ))
+        .routes(routes!(vehicles::list_vehicles, vehicles::create_vehicle))
+        .routes(routes!(
+            vehicles::get_vehicle,
+            vehicles::update_vehicle,
+            vehicles::delete_vehicle
+        ))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .with_state(state.clone())
+        .split_for_parts();
+    let spec = openapi.clone();
+    let router = api
+        // Clients that drop the trailing slash still reach the token endpoints.
+        .route("/oauth2/token", axum::routing::post(auth::oauth::token))
+        .route(
+            "/oauth2/revoke_token",
+            axum::routing::post(auth::oauth::revoke),
+        )
+        .route(
+            "/api/partners/v2.0/openapi.json",
+            get(move || async move { axum::Json(spec) }),
+        )
+        .route("/api/partners/v2.0/docs", get(docs::docs_page))
+        .route(
+            "/api/partners/v2.0/docs/redoc.standalone.js",
+            get(docs::redoc_js),
+        )
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(ops::record_metrics))
+        .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]));
+    (router, openapi)
+}
+
+pub fn router(state: AppState) -> Router {
+    router_and_openapi(state).0
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    ops::install_metrics_recorder();
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,63 @@
+//! What every handler can reach.
+
+use chrono::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use voltplan_core::Clock;
+use voltplan_store::Store;
+
+use crate::auth::limiter::FailureLimiter;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Lifetime of issued access tokens (Podero: 36,000 s).
+    pub token_lifetime: Duration,
+    /// Failed token requests allowed per address within `failure_window`.
+    pub max_token_failures: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            token_lifetime: Duration::seconds(36_000),
+            max_token_failures: 10,
+            failure_window: Duration::seconds(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ApiConfig,
+    pub token_failures: FailureLimiter,
+    /// client id → (stored PHC hash, SHA-256 of the secret that verified against it). Lets a
+    /// client fetch tokens without paying Argon2 each time; keyed on the stored hash, so a
+    /// rotation or a replica's different view can never accept an old secret.
+    pub verified_secrets: Mutex<HashMap<String, (String, Vec<u8>)>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
+        let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
+        Self(Arc::new(Inner {
+            store,
+            clock,
+            config,
+            token_failures,
+            verified_secrets: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock.now()
+    }
+}

@@ -1,0 +1,77 @@
+//! `voltplan`: one binary for the API server, the admin tasks, the planner and the demo.
+
+mod admin;
+mod backtest;
+mod demo;
+mod plan_cmd;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Default database: a SQLite file in the working directory, created and migrated on start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
+
+#[derive(Parser)]
+#[command(
+    name = "voltplan",
+    version,
+    about = "Open smart charging for energy utilities (Podero Partner API v2.0 compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// `sqlite:PATH` (default `sqlite:voltplan.db`) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the partner API server.
+    Serve(serve::ServeArgs),
+    /// Manage organisations and API clients.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Start a server on a fresh SQLite database with an organisation, a client and a fleet.
+    Demo(demo::DemoArgs),
+    /// Plan one vehicle: reads a JSON request on stdin, writes the plan as JSON on stdout.
+    Plan,
+    /// Replay real charging sessions against real day-ahead prices and report savings.
+    Backtest(backtest::BacktestArgs),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VOLTPLAN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Pure computations: no runtime, nothing but the result on stdout.
+    let command = match cli.command {
+        Command::Plan => return plan_cmd::run(),
+        Command::Backtest(args) => return backtest::run(args),
+        other => other,
+    };
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Plan | Command::Backtest(_) => Ok(()),
+        }
+    })
+}

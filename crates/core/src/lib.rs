@@ -1,0 +1,13 @@
+//! Voltplan's pure core: domain types and the planner. No I/O, no clock reads, no async.
+
+pub mod account;
+pub mod clock;
+pub mod planner;
+pub mod price;
+pub mod validation;
+pub mod vehicle;
+pub mod zone;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use price::PriceSlot;
+pub use zone::{PriceZone, Resolution};

@@ -1,0 +1,125 @@
+//! Turning a local wall-clock deadline ("06:00 in Vienna") into the next instant.
+//!
+//! Definition used throughout: the deadline is the *first instant at which the zone's wall clock
+//! shows the deadline time or later*. For an ambiguous local time (autumn, clocks go back) that is
+//! the earlier of the two instants; for a nonexistent one (spring gap) it is the instant the clocks
+//! jump. Both are the conservative reading: the car is never promised later than the driver meant.
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::input::DeadlineRule;
+
+/// A resolved deadline: when, and what level must be reached by then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadline {
+    pub at: DateTime<Utc>,
+    pub target_pct: f64,
+}
+
+/// The next deadline strictly after `now`, or `None` when the rule has none.
+pub fn next_deadline(rule: &DeadlineRule, now: DateTime<Utc>, tz: Tz) -> Option<Deadline> {
+    let today = now.with_timezone(&tz).date_naive();
+    // Eight days cover "later today" plus a full week of weekday entries.
+    (0..8).find_map(|offset| {
+        let date = today.checked_add_signed(Duration::days(offset))?;
+        let (time, target_pct) = match rule {
+            DeadlineRule::None => return None,
+            DeadlineRule::Daily { at, target_pct } => (*at, *target_pct),
+            DeadlineRule::Weekly { days } => days[date.weekday().num_days_from_monday() as usize]?,
+        };
+        let at = earliest_instant_at_or_after(date.and_time(time), tz)?;
+        (at > now).then_some(Deadline { at, target_pct })
+    })
+}
+
+/// The first instant at which the wall clock of `tz` reads `local` or later.
+pub fn earliest_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(earlier, _) => Some(earlier.with_timezone(&Utc)),
+        LocalResult::None => {
+            // Inside a gap: walk back minute by minute to the last valid wall-clock minute; the
+            // jump happens one minute after it (gaps are whole minutes in every IANA zone we use).
+            (1..=24 * 60).find_map(|back| {
+                match tz.from_local_datetime(&(local - Duration::minutes(back))) {
+                    LocalResult::Single(t) => Some(t.with_timezone(&Utc) + Duration::minutes(1)),
+                    LocalResult::Ambiguous(_, later) => {
+                        Some(later.with_timezone(&Utc) + Duration::minutes(1))
+                    }
+                    LocalResult::None => None,
+                }
+            })
+        }
+    }
+}
+
+/// The same local wall-clock time `days` earlier (for forecasts by day-of-week/time-of-day).
+pub fn same_local_time_days_before(t: DateTime<Utc>, days: i64, tz: Tz) -> Option<DateTime<Utc>> {
+    let local = t.with_timezone(&tz).naive_local();
+    let date: NaiveDate = local.date().checked_sub_signed(Duration::days(days))?;
+    earliest_instant_at_or_after(date.and_time(local.time()), tz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveTime;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn daily(h: u32, m: u32) -> DeadlineRule {
+        DeadlineRule::Daily {
+            at: NaiveTime::from_hms_opt(h, m, 0).unwrap(),
+            target_pct: 80.0,
+        }
+    }
+
+    #[test]
+    fn next_occurrence_is_today_or_tomorrow_in_local_time() {
+        let tz = Tz::Europe__Berlin;
+        // 20:00 UTC = 21:00 CET: 06:00 is tomorrow.
+        let d = next_deadline(&daily(6, 0), utc("2024-01-10T20:00:00Z"), tz).unwrap();
+        assert_eq!(d.at, utc("2024-01-11T05:00:00Z"));
+        // 03:00 UTC = 04:00 CET: 06:00 is later today.
+        let d = next_deadline(&daily(6, 0), utc("2024-01-10T03:00:00Z"), tz).unwrap();
+        assert_eq!(d.at, utc("2024-01-10T05:00:00Z"));
+        // Exactly at the deadline: the next one.
+        let d = next_deadline(&daily(6, 0), utc("2024-01-10T05:00:00Z"), tz).unwrap();
+        assert_eq!(d.at, utc("2024-01-11T05:00:00Z"));
+    }
+
+    #[test]
+    fn dst_gap_resolves_to_the_jump_and_overlap_to_the_earlier_instant() {
+        let tz = Tz::Europe__Berlin;
+        // 2024-03-31 02:30 does not exist in Berlin; clocks jump at 01:00 UTC.
+        let d = next_deadline(&daily(2, 30), utc("2024-03-30T22:00:00Z"), tz).unwrap();
+        assert_eq!(d.at, utc("2024-03-31T01:00:00Z"));
+        // 2024-10-27 02:30 happens twice: 00:30 UTC (CEST) and 01:30 UTC (CET).
+        let d = next_deadline(&daily(2, 30), utc("2024-10-26T22:00:00Z"), tz).unwrap();
+        assert_eq!(d.at, utc("2024-10-27T00:30:00Z"));
+    }
+
+    #[test]
+    fn weekly_policy_uses_the_weekdays_entry_and_skips_empty_days() {
+        let tz = Tz::Europe__Vienna;
+        let mut days = [None; 7];
+        // Only Friday: 07:00, 90 %.
+        days[4] = Some((NaiveTime::from_hms_opt(7, 0, 0).unwrap(), 90.0));
+        // 2024-01-10 is a Wednesday.
+        let d = next_deadline(
+            &DeadlineRule::Weekly { days },
+            utc("2024-01-10T12:00:00Z"),
+            tz,
+        )
+        .unwrap();
+        assert_eq!(d.at, utc("2024-01-12T06:00:00Z"));
+        assert_eq!(d.target_pct, 90.0);
+        assert_eq!(
+            next_deadline(&DeadlineRule::None, utc("2024-01-10T12:00:00Z"), tz),
+            None
+        );
+    }
+}

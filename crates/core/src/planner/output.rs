@@ -1,0 +1,131 @@
+//! The plan handed to the worker, the API and the CLI.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::optimise::Chunk;
+use crate::price::PriceSlot;
+
+/// Why the car charges in an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Below `charge_target_min`: charged at once regardless of price.
+    MinLevel,
+    /// Towards `minimum_charge_limit` by the deadline, in the cheapest slots.
+    Target,
+    /// Beyond the target, in slots priced at or below zero (`is_over_charge_allowed`).
+    OverCharge,
+    Boost,
+    /// Away from home or smart optimisation off: the car charges as it would on its own.
+    Uncontrolled,
+    /// The target cannot be reached in time: full power now.
+    Infeasible,
+}
+
+/// Which rule decided the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanMode {
+    NotPluggedIn,
+    AwayFromHome,
+    SmartOptimizationOff,
+    Boost,
+    Smart,
+}
+
+/// One command: charge at `power_w` (drawn from the grid) over `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInterval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub power_w: f64,
+    pub reason: Reason,
+    pub energy_kwh: f64,
+    pub cost_eur: f64,
+    /// Expected state of charge at `end`, %.
+    pub battery_level_end: f64,
+    /// Part of the interval is priced with a forecast, not a published price.
+    pub uses_forecast_prices: bool,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub mode: PlanMode,
+    pub intervals: Vec<PlanInterval>,
+    /// Grid energy, kWh.
+    pub energy_kwh: f64,
+    pub expected_cost_eur: f64,
+    /// Cost of the same energy charged at full power from `now` (charging at once on plug-in).
+    pub baseline_cost_eur: f64,
+    pub savings_eur: f64,
+    pub average_price_eur_mwh: Option<f64>,
+    pub start_battery_level: f64,
+    pub final_battery_level: f64,
+    /// The level due by the deadline (`minimum_charge_limit` or the weekday's policy entry).
+    pub target_level: Option<f64>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub battery_level_at_deadline: Option<f64>,
+    /// When the goal level (the deadline's target, else the plan's final level) is reached.
+    pub ready_by: Option<DateTime<Utc>>,
+    /// False when the deadline's target cannot be reached in time.
+    pub feasible: bool,
+    /// Start/stop commands the plan needs (one per contiguous block).
+    pub charging_blocks: usize,
+    pub uses_forecast_prices: bool,
+    /// The forecast prices the plan was made with (up to the deadline or the plan's end);
+    /// re-plan when published prices arrive.
+    pub forecast_prices: Vec<PriceSlot>,
+    pub explanation: String,
+}
+
+/// Merges chunks into intervals (contiguous, same reason, power within 1 %), with battery levels.
+pub(crate) fn intervals_from_chunks(
+    chunks: &[Chunk],
+    start_level: f64,
+    pct_per_grid_kwh: f64,
+) -> Vec<PlanInterval> {
+    let mut out: Vec<PlanInterval> = Vec::new();
+    let mut level = start_level;
+    for c in chunks {
+        level += c.energy_kwh * pct_per_grid_kwh;
+        let cost = c.energy_kwh * c.price_eur_mwh / 1000.0;
+        if let Some(last) = out.last_mut() {
+            let same_power = (last.power_w - c.power_w).abs() <= 0.01 * last.power_w.max(c.power_w);
+            if last.end == c.start && last.reason == c.reason && same_power {
+                let energy = last.energy_kwh + c.energy_kwh;
+                let hours = super::forecast::hours_between(last.start, c.end);
+                last.end = c.end;
+                last.energy_kwh = energy;
+                // Part boundaries are rounded to whole seconds: never report more than either
+                // piece's power.
+                last.power_w = (energy / hours * 1000.0).min(last.power_w.max(c.power_w));
+                last.cost_eur += cost;
+                last.battery_level_end = level;
+                last.uses_forecast_prices |= c.forecast;
+                continue;
+            }
+        }
+        out.push(PlanInterval {
+            start: c.start,
+            end: c.end,
+            power_w: c.power_w,
+            reason: c.reason,
+            energy_kwh: c.energy_kwh,
+            cost_eur: cost,
+            battery_level_end: level,
+            uses_forecast_prices: c.forecast,
+        });
+    }
+    out
+}
+
+/// Contiguous runs of intervals: each needs one start (and one stop) command.
+pub(crate) fn count_blocks(intervals: &[PlanInterval]) -> usize {
+    intervals
+        .iter()
+        .enumerate()
+        .filter(|(k, iv)| *k == 0 || intervals[k - 1].end != iv.start)
+        .count()
+}

@@ -1,0 +1,45 @@
+//! SQLite backend: WAL, one writer connection with `BEGIN IMMEDIATE` transactions (a deferred
+//! transaction that reads then writes can fail with SQLITE_BUSY_SNAPSHOT, bypassing the busy
+//! handler), and a pool of read-only readers.
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Backend, Result};
+
+pub(crate) struct SqliteStore {
+    pub(crate) read: SqlitePool,
+    pub(crate) write: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn connect(path: &str, readers: u32) -> Result<Self> {
+        let base = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A commit survives a process crash; an OS crash may lose the last commits, never the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
