@@ -16,6 +16,10 @@ const DESCRIPTION: &str = include_str!("openapi_description.md");
     tags(
         (name = "Authentication", description = "OAuth2 client credentials"),
         (name = "Users"), (name = "User Buildings"), (name = "User Electric Vehicles"),
+        (name = "Devices", description = "Organisation-wide device figures"),
+        (name = "Sandbox", description = "Drive the simulated EVs of the built-in sandbox; not part of the Podero API"),
+        (name = "Trading", description = "Day-ahead price uploads (Podero-compatible)"),
+        (name = "Prices", description = "Day-ahead prices per zone; not part of the Podero API"),
         (name = "Operations", description = "Health and metrics; not part of the Podero API")
     )
 )]

@@ -3,12 +3,17 @@
 
 pub mod auth;
 mod body;
+mod boost;
 mod buildings;
 mod docs;
 mod error;
 mod ops;
 mod params;
+mod plan;
+mod prices;
+mod sandbox;
 mod schemas;
+mod sessions;
 mod state;
 mod users;
 mod vehicles;
@@ -59,6 +64,21 @@ pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi)
             vehicles::update_vehicle,
             vehicles::delete_vehicle
         ))
+        .routes(routes!(boost::start_boost, boost::cancel_boost))
+        .routes(routes!(plan::get_plan))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::vehicle_savings))
+        .routes(routes!(sessions::vehicle_data))
+        .routes(routes!(sessions::org_savings))
+        .routes(routes!(sandbox::sandbox_vehicle))
+        .routes(routes!(sandbox::plug_in))
+        .routes(routes!(sandbox::unplug))
+        .routes(routes!(sandbox::drive))
+        .routes(routes!(sandbox::set_level))
+        .routes(routes!(sandbox::revoke_authorization))
+        .routes(routes!(sandbox::restore_authorization))
+        .routes(routes!(prices::upload_prices))
+        .routes(routes!(prices::read_prices))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .with_state(state.clone())

@@ -1,7 +1,7 @@
 //! Path and query extractors whose failures are JSON 422s naming the parameter.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -20,11 +20,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Ids(value)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => {
-                let key = match e.kind() {
-                    axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. } => key.clone(),
-                    _ => "id".to_owned(),
-                };
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                // Every path parameter is a UUID: name the first that is not one.
+                let key = RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .ok()
+                    .and_then(|params| {
+                        params
+                            .iter()
+                            .find(|(_, value)| Uuid::parse_str(value).is_err())
+                            .map(|(key, _)| key.to_owned())
+                    })
+                    .unwrap_or_else(|| "id".to_owned());
                 Err(ApiError::Invalid(vec![FieldError::at(
                     &["path", &key],
                     "uuid_parsing",

@@ -3,6 +3,7 @@
 use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use voltplan_clouds::SandboxCloud;
 use voltplan_core::Clock;
 use voltplan_store::Store;
 
@@ -27,8 +28,10 @@ impl Default for ApiConfig {
     }
 }
 
+/// The shared state, and the sandbox simulator when this server runs one. The sandbox sits
+/// beside `Inner` (not in it) so `with_sandbox` can be called on a state built by `new`.
 #[derive(Clone)]
-pub struct AppState(pub(crate) Arc<Inner>);
+pub struct AppState(pub(crate) Arc<Inner>, pub(crate) Option<Arc<SandboxCloud>>);
 
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
@@ -44,13 +47,26 @@ pub(crate) struct Inner {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
         let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
-        Self(Arc::new(Inner {
-            store,
-            clock,
-            config,
-            token_failures,
-            verified_secrets: Mutex::new(HashMap::new()),
-        }))
+        Self(
+            Arc::new(Inner {
+                store,
+                clock,
+                config,
+                token_failures,
+                verified_secrets: Mutex::new(HashMap::new()),
+            }),
+            None,
+        )
+    }
+
+    /// Serves the sandbox endpoints and connects sandbox EVs to `sandbox` at creation.
+    pub fn with_sandbox(mut self, sandbox: Arc<SandboxCloud>) -> Self {
+        self.1 = Some(sandbox);
+        self
+    }
+
+    pub fn sandbox(&self) -> Option<&SandboxCloud> {
+        self.1.as_deref()
     }
 
     pub fn store(&self) -> &dyn Store {

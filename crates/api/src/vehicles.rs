@@ -279,7 +279,29 @@ pub struct ElectricVehicleDetailOut {
     pub actions: Vec<ActionOut>,
 }
 
+/// The pending actions of a vehicle. The only one so far is `reauthenticate`: the worker found the
+/// cloud link revoked. Its id is a UUID v5 of the vehicle id and the code, so it is stable across
+/// reads while the action is pending.
+pub fn vehicle_actions(v: &VehicleRecord) -> Vec<ActionOut> {
+    if !(v.state.action_needed && v.state.is_authenticated == Some(false)) {
+        return Vec::new();
+    }
+    let code = "reauthenticate";
+    vec![ActionOut {
+        id: crate::boost::uuid_v5(v.id, code),
+        code: code.to_owned(),
+        resolution_link: ResolutionLinkOut {
+            url: format!(
+                "/api/partners/v2.0/org/{}/users/{}/electric-vehicles/{}/auth_session",
+                v.org_id, v.user_id, v.id
+            ),
+            required_parameters: vec!["success_url".to_owned(), "cancel_url".to_owned()],
+        },
+    }]
+}
+
 pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> ElectricVehicleOut {
+    let boost_state = crate::boost::effective_boost_state(&v.settings, &v.state);
     let s = v.settings;
     let st = v.state;
     let cloud = s.device_model.cloud_service.and_then(cloud_service);
@@ -329,7 +351,7 @@ pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> 
         charge_target_min: s.charge_target_min,
         charge_target_max: st.charge_target_max,
         is_charge_policy_enabled: s.is_charge_policy_enabled,
-        charge_policy_last_updated_at: st.charge_policy_last_updated_at,
+        charge_policy_last_updated_at: s.charge_policy_last_updated_at,
         minimum_charge_limit: s.minimum_charge_limit,
         charge_deadline_at: s.charge_deadline_at,
         is_over_charge_allowed: s.is_over_charge_allowed,
@@ -356,7 +378,7 @@ pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> 
         embeddable_url: st.embeddable_url,
         authorization_url: st.authorization_url,
         action_needed: st.action_needed,
-        boost_state: st.boost_state,
+        boost_state,
         boost_feature_enabled: st.boost_feature_enabled,
         last_boost_triggered_at: st.last_boost_triggered_at,
         last_boost_ended_at: st.last_boost_ended_at,
@@ -649,7 +671,7 @@ fn apply_patch(
         s.charge_target_min,
     ) != policy_before
     {
-        v.state.charge_policy_last_updated_at = Some(now);
+        v.settings.charge_policy_last_updated_at = Some(now);
     }
     v.updated_at = now;
     Ok(())
@@ -694,14 +716,15 @@ pub async fn list_vehicles(
     Ids(path): Ids<UserPath>,
     Q(query): Q<IncludeDeleted>,
 ) -> ApiResult<Json<Vec<ElectricVehicleOut>>> {
-    let owner = state
-        .store()
-        .get_user(access.org, path.user_id, query.include_deleted)
-        .await?;
-    let vehicles = state
-        .store()
-        .list_vehicles(access.org, path.user_id, query.include_deleted)
-        .await?;
+    // The two reads are independent: run them at once (separate reader connections).
+    let (owner, vehicles) = tokio::try_join!(
+        state
+            .store()
+            .get_user(access.org, path.user_id, query.include_deleted),
+        state
+            .store()
+            .list_vehicles(access.org, path.user_id, query.include_deleted),
+    )?;
     let now = state.now();
     Ok(Json(
         vehicles
@@ -731,12 +754,27 @@ pub async fn create_vehicle(
     let patch = parse_patch(&mut f, now);
     f.finish()?;
     check_building(&state, &access, path.user_id, &patch.building).await?;
+    let explicit_power = patch.expected_max_charge_power.is_some();
     let mut vehicle = new_vehicle(access.org, path.user_id, now);
     apply_patch(patch, &mut vehicle, now).map_err(ApiError::Invalid)?;
-    let created = state.store().create_vehicle(access.org, &vehicle).await?;
+    // A sandbox EV is connected at once: the simulator gets the car before the row exists, and
+    // loses it again if the row cannot be written.
+    let simulated =
+        crate::sandbox::connect_at_creation(&state, &access, &owner, &mut vehicle, explicit_power)
+            .await?;
+    let created = match state.store().create_vehicle(access.org, &vehicle).await {
+        Ok(created) => created,
+        Err(e) => {
+            if let (true, Some(sandbox)) = (simulated, state.sandbox()) {
+                let _ = sandbox.remove_vehicle(vehicle.id);
+            }
+            return Err(e.into());
+        }
+    };
+    let actions = vehicle_actions(&created);
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(created, &owner, now),
-        actions: Vec::new(),
+        actions,
     }))
 }
 
@@ -764,9 +802,10 @@ pub async fn get_vehicle(
             query.include_deleted,
         )
         .await?;
+    let actions = vehicle_actions(&vehicle);
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(vehicle, &owner, state.now()),
-        actions: Vec::new(),
+        actions,
     }))
 }
 
@@ -799,9 +838,10 @@ pub async fn update_vehicle(
             Box::new(move |v| apply_patch(patch, v, now)),
         )
         .await?;
+    let actions = vehicle_actions(&updated);
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(updated, &owner, now),
-        actions: Vec::new(),
+        actions,
     }))
 }
 

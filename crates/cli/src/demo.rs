@@ -1,15 +1,23 @@
-//! `voltplan demo`: a server on a fresh SQLite database with an organisation, an API client and
-//! a fleet of drivers with real EV models, ready for curl.
+//! `voltplan demo`: everything in one process on a fresh SQLite database — the API, the worker and
+//! a sandbox fleet of real EV models whose simulated drivers come home in the evening, plug in and
+//! leave in the morning — with real day-ahead prices (SMARD 2024) mapped onto today's dates and
+//! time running faster than real time.
 
 use anyhow::Context;
-use serde::Deserialize;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Europe::Vienna;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use uuid::Uuid;
 use voltplan_api::{ApiConfig, AppState};
+use voltplan_clouds::{
+    AcceleratedClock, SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec, embedded_catalogue,
+};
 use voltplan_core::account::Role;
 use voltplan_core::vehicle::{DeviceModel, SANDBOX_CLOUD};
-use voltplan_core::{Clock, PriceZone, SystemClock};
+use voltplan_core::{Clock, PriceSlot, PriceZone};
 use voltplan_store::{OrgScope, Store, new_building, new_user, new_vehicle};
+use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
 use crate::DatabaseArgs;
 use crate::serve::{create_org_and_client, open_store, print_credentials, shutdown_signal};
@@ -21,22 +29,21 @@ pub struct DemoArgs {
     /// The demo database file; it is deleted and recreated on every start.
     #[arg(long, default_value = "voltplan-demo.db")]
     pub database_file: String,
-    /// Number of drivers (each with one or two vehicles).
-    #[arg(long, default_value_t = 30)]
-    pub drivers: usize,
+    /// Number of sandbox electric vehicles (one or two per driver).
+    #[arg(long, default_value_t = 50)]
+    pub vehicles: usize,
+    /// How much faster than real time the simulation runs (60 = a night in about ten minutes).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Seed of the sandbox's random failures and of the drivers' habits.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
-#[derive(Deserialize)]
-struct EvModel {
-    manufacturer: String,
-    model: String,
-    year: i32,
-    battery_capacity_kwh: f64,
-    ac_max_power_kw: f64,
-}
-
-/// Real models from open-ev-data (see data/README.md).
-const EV_MODELS: &str = include_str!("../../../data/ev_models.json");
+/// SMARD 2024 quarter-hour day-ahead prices (CC BY 4.0, © Bundesnetzagentur | SMARD.de).
+const SMARD_2024: &[u8] = include_bytes!(
+    "../../../data/prices/smard_grosshandelspreise_2024_quarterhour_grid_multizone_de.csv.gz"
+);
 
 const FIRST_NAMES: [&str; 10] = [
     "Anna", "Lukas", "Marie", "Jonas", "Sophie", "Felix", "Laura", "Paul", "Lena", "David",
@@ -52,7 +59,39 @@ const TOWNS: [(&str, &str, &str, f64, f64, PriceZone); 4] = [
     ("Augsburg", "86150", "DE", 48.3705, 10.8978, PriceZone::DeLu),
 ];
 
+/// A simulated driver's weekday habit.
+#[derive(Debug, Clone)]
+struct Habit {
+    vehicle: Uuid,
+    arrive: NaiveTime,
+    leave: NaiveTime,
+    daily_km: f64,
+    /// Last local date on which the driver came home / left.
+    arrived_on: Option<NaiveDate>,
+    left_on: Option<NaiveDate>,
+}
+
+/// A tiny deterministic generator for habits (the sandbox has its own seeded dice).
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> f64 {
+        // xorshift64*: good enough to spread demo habits, reproducible by seed.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.speed > 0.0 && args.speed <= 10_000.0,
+        "--speed must be in (0, 10000]"
+    );
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", args.database_file);
         if std::path::Path::new(&path).exists() {
@@ -64,71 +103,195 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite:{}", args.database_file),
     };
     let store = open_store(&db, 8).await?;
+    let clock: Arc<dyn Clock> = Arc::new(AcceleratedClock::starting_now(Utc::now(), args.speed));
+    let sandbox = Arc::new(SandboxCloud::new(
+        clock.clone(),
+        SandboxConfig {
+            seed: args.seed,
+            ..SandboxConfig::default()
+        },
+    )?);
+
+    let label = load_prices(store.as_ref(), clock.now()).await?;
     let credentials =
         create_org_and_client(store.as_ref(), "Voltplan demo utility", "demo client").await?;
-    let first_user = seed_fleet(
+    let org = OrgScope::new(credentials.org_id);
+    let mut dice = Dice(args.seed.max(1));
+    let (first_user, first_vehicle, mut habits) = seed_fleet(
         store.as_ref(),
-        OrgScope::new(credentials.org_id),
-        args.drivers,
+        &sandbox,
+        org,
+        args.vehicles,
+        clock.now(),
+        &mut dice,
     )
     .await?;
 
     let base = format!("http://{}", args.bind);
     println!(
-        "Voltplan demo: {} drivers with real EV models on {}",
-        args.drivers, args.database_file
+        "Voltplan demo: {} sandbox EVs of real models, time running {}x",
+        args.vehicles, args.speed
     );
+    println!("Prices: {label}");
     println!();
     print_credentials(&credentials, &base);
     println!();
-    println!("List the first driver's electric vehicles:");
+    println!("List the first driver's electric vehicles, and one car's plan:");
     println!(
         "  TOKEN=$(curl -s -X POST {base}/oauth2/token/ -u '{}:{}' -H 'Content-Type: application/json' -d '{{\"grant_type\": \"client_credentials\"}}' | sed -E 's/.*\"access_token\": *\"([^\"]+)\".*/\\1/')",
         credentials.client_id, credentials.client_secret
     );
-    println!(
-        "  curl -s {base}/api/partners/v2.0/org/{}/users/{first_user}/electric-vehicles -H \"Authorization: Bearer $TOKEN\"",
+    let ev_list = format!(
+        "{base}/api/partners/v2.0/org/{}/users/{first_user}/electric-vehicles",
         credentials.org_id
+    );
+    println!("  curl -s {ev_list} -H \"Authorization: Bearer $TOKEN\"");
+    println!("  curl -s {ev_list}/{first_vehicle}/plan -H \"Authorization: Bearer $TOKEN\"");
+    println!(
+        "  curl -s -X POST {}/api/partners/v2.0/org/{}/sandbox/electric-vehicles/{first_vehicle}/plug-in -H \"Authorization: Bearer $TOKEN\"",
+        base, credentials.org_id
     );
     println!();
     println!(
         "API docs: {base}/api/partners/v2.0/docs    Health: {base}/healthz    Metrics: {base}/metrics"
     );
-    println!("Stop with Ctrl-C.");
+    println!(
+        "Simulated drivers come home 17:00–20:00, plug in, and leave 06:30–08:30 (Vienna time). Stop with Ctrl-C."
+    );
 
-    let state = AppState::new(store, Arc::new(SystemClock), ApiConfig::default());
+    let worker = Arc::new(Worker::new(
+        store.clone(),
+        Clouds::new().with_sandbox(sandbox.clone()),
+        clock.clone(),
+        WorkerConfig::new("demo-worker"),
+    ));
+    let state =
+        AppState::new(store, clock.clone(), ApiConfig::default()).with_sandbox(sandbox.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker_task = {
+        let worker = worker.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = worker
+                .run(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+                .map_err(|e| tracing::error!(error = %e, "the worker stopped"));
+        })
+    };
+    let drivers_task = {
+        let mut rx = stop_rx.clone();
+        let (sandbox, clock) = (sandbox.clone(), clock.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => drive_habits(&sandbox, clock.now(), &mut habits, &mut dice),
+                    _ = rx.wait_for(|stop| *stop) => break,
+                }
+            }
+        })
+    };
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(worker_task, drivers_task);
     Ok(())
 }
 
-/// Creates `drivers` users, each with a home building and one or two sandbox vehicles.
+/// Loads two months of real 2024 prices for AT and DE_LU, shifted by whole weeks so that they
+/// cover the week before today to seven weeks after it with the same weekdays. Returns a label.
+async fn load_prices(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<String> {
+    let today = now.with_timezone(&Vienna).date_naive();
+    // The same calendar week in 2024, at least a week from the file's ends.
+    let mut source_start = NaiveDate::from_ymd_opt(2024, today.month(), today.day().min(28))
+        .context("a 2024 date")?
+        - Duration::days(7);
+    let latest = NaiveDate::from_ymd_opt(2024, 10, 25).context("a 2024 date")?;
+    if source_start > latest {
+        source_start = latest;
+    }
+    let earliest = NaiveDate::from_ymd_opt(2024, 1, 2).context("a 2024 date")?;
+    if source_start < earliest {
+        source_start = earliest;
+    }
+    // Align weekdays: shift by a whole number of weeks.
+    let target_start = today - Duration::days(7);
+    let weeks = (target_start - source_start).num_days().div_euclid(7);
+    let shift = Duration::weeks(weeks);
+    let source_end = source_start + Duration::days(63);
+    let (from, to) = (midnight(source_start)?, midnight(source_end)?);
+    for (zone, column) in [(PriceZone::At, "AT"), (PriceZone::DeLu, "DE_LU")] {
+        let report = voltplan_prices::import::import_bytes(
+            SMARD_2024,
+            voltplan_prices::import::Format::Smard,
+            Some(column),
+        )
+        .with_context(|| format!("reading the embedded SMARD prices for {zone}"))?;
+        let slots: Vec<PriceSlot> = report
+            .points
+            .iter()
+            .filter(|p| p.start >= from && p.start < to)
+            .map(|p| PriceSlot {
+                start: p.start + shift,
+                end: p.end + shift,
+                price_eur_mwh: p.price_eur_mwh,
+            })
+            .collect();
+        store
+            .upsert_prices(zone, None, "file:smard-2024-mapped", &slots, now)
+            .await?;
+    }
+    Ok(format!(
+        "real SMARD day-ahead prices of {} – {} (AT, DE_LU) mapped onto {} – {} (shifted {} weeks; CC BY 4.0, Bundesnetzagentur | SMARD.de)",
+        source_start,
+        source_end,
+        source_start + shift,
+        source_end + shift,
+        weeks
+    ))
+}
+
+fn midnight(date: NaiveDate) -> anyhow::Result<DateTime<Utc>> {
+    Vienna
+        .from_local_datetime(&date.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .context("local midnight")
+}
+
+/// Creates drivers with a home and one or two sandbox vehicles each, registered in the sandbox.
 async fn seed_fleet(
     store: &dyn Store,
+    sandbox: &SandboxCloud,
     org: OrgScope,
-    drivers: usize,
-) -> anyhow::Result<uuid::Uuid> {
-    let models: Vec<EvModel> =
-        serde_json::from_str(EV_MODELS).context("reading data/ev_models.json")?;
-    anyhow::ensure!(!models.is_empty(), "data/ev_models.json lists no models");
-    let now = SystemClock.now();
+    vehicles: usize,
+    now: DateTime<Utc>,
+    dice: &mut Dice,
+) -> anyhow::Result<(Uuid, Uuid, Vec<Habit>)> {
+    let models: Vec<VehicleSpec> = embedded_catalogue().context("reading the EV catalogue")?;
+    anyhow::ensure!(
+        !models.is_empty() && vehicles > 0,
+        "the demo needs at least one vehicle and model"
+    );
+    let local_now = now.with_timezone(&Vienna).time();
+    let mut habits = Vec::new();
     let mut first = None;
-    for i in 0..drivers {
+    let mut i = 0;
+    while habits.len() < vehicles {
         let (first_name, last_name) = (FIRST_NAMES[i % 10], LAST_NAMES[(i / 10 + i) % 10]);
         let (town, zip, country, lat, lon, zone) = TOWNS[i % TOWNS.len()];
-        let mut user = new_user(
-            org,
-            format!(
-                "{}.{}{}@example.com",
-                first_name.to_lowercase(),
-                last_name.to_lowercase(),
-                i
-            ),
-            Role::User,
-            now,
+        let email = format!(
+            "{}.{}{}@example.com",
+            first_name.to_lowercase(),
+            last_name.to_lowercase(),
+            i
         );
+        let mut user = new_user(org, email, Role::User, now);
         user.external_user_id = Some(format!("CUST-{:05}", 10_000 + i));
         user.profile.first_name = Some(first_name.to_owned());
         user.profile.last_name = Some(last_name.to_owned());
@@ -136,41 +299,110 @@ async fn seed_fleet(
         user.profile.zip_code = Some(zip.to_owned());
         user.profile.country = Some(country.to_owned());
         // Spread homes over a few kilometres.
-        let (dlat, dlon) = ((i as f64 * 0.0071) % 0.05, (i as f64 * 0.0113) % 0.07);
-        user.profile.latitude = Some(lat + dlat);
-        user.profile.longitude = Some(lon + dlon);
+        let (home_lat, home_lon) = (
+            lat + (i as f64 * 0.0071) % 0.05,
+            lon + (i as f64 * 0.0113) % 0.07,
+        );
+        user.profile.latitude = Some(home_lat);
+        user.profile.longitude = Some(home_lon);
         user.profile.location_last_updated = Some(now);
         let user = store.create_user(org, &user).await?;
-        first.get_or_insert(user.id);
 
         let mut home = new_building(org, user.id, now);
         home.details.name = "Home".to_owned();
         home.details.town = Some(town.to_owned());
         home.details.country = Some(country.to_owned());
-        home.latitude = user.profile.latitude;
-        home.longitude = user.profile.longitude;
+        home.latitude = Some(home_lat);
+        home.longitude = Some(home_lon);
         let home = store.create_building(org, &home).await?;
 
-        for v in 0..(1 + usize::from(i % 4 == 0)) {
-            let model = &models[(i * 7 + v * 3) % models.len()];
+        let cars = if i % 4 == 0 { 2 } else { 1 }.min(vehicles - habits.len());
+        for v in 0..cars {
+            let spec = models[(i * 7 + v * 3) % models.len()].clone();
             let mut ev = new_vehicle(org, user.id, now);
             ev.building_id = Some(home.id);
             ev.price_zone = zone;
             ev.settings.is_smart_optimization_active = true;
+            ev.settings.is_over_charge_allowed = Some(i % 3 == 0);
             ev.settings.minimum_charge_limit = Some([80, 80, 90, 100][i % 4]);
-            ev.settings.charge_deadline_at =
-                chrono::NaiveTime::from_hms_opt([6, 7, 6, 8][i % 4], 0, 0);
-            ev.settings.expected_max_charge_power = (model.ac_max_power_kw * 1000.0).round() as i32;
-            ev.settings.battery_capacity_kwh = model.battery_capacity_kwh;
+            ev.settings.charge_target_min = Some([20, 30, 30, 40][i % 4]);
+            ev.settings.charge_deadline_at = NaiveTime::from_hms_opt([6, 7, 6, 8][i % 4], 0, 0);
+            ev.settings.expected_max_charge_power = (spec.ac_max_power_kw * 1000.0).round() as i32;
+            ev.settings.battery_capacity_kwh = spec.battery_capacity_kwh;
             ev.settings.external_device_id = Some(format!("VIN-DEMO-{i:04}-{v}"));
             ev.settings.device_model = DeviceModel {
-                manufacturer: Some(model.manufacturer.clone()),
-                model: Some(model.model.clone()),
-                year: Some(model.year),
+                manufacturer: Some(spec.manufacturer.clone()),
+                model: Some(spec.model.clone()),
+                year: spec.year,
                 cloud_service: Some(SANDBOX_CLOUD.id),
             };
-            store.create_vehicle(org, &ev).await?;
+            ev.state.is_authenticated = Some(true);
+            let arrive = time_of_day(dice.between(17.0, 20.0));
+            let leave = time_of_day(dice.between(6.5, 8.5));
+            // Drivers whose evening has begun (or whose morning has not) start at home, plugged in.
+            let at_home = local_now >= arrive || local_now < leave;
+            let ev = store.create_vehicle(org, &ev).await?;
+            sandbox.add_vehicle(
+                ev.id,
+                spec,
+                SandboxInitial {
+                    battery_level: dice.between(25.0, 70.0).round(),
+                    plugged_in: at_home,
+                    lat: home_lat,
+                    lon: home_lon,
+                    charge_limit: 100,
+                },
+            )?;
+            first.get_or_insert((user.id, ev.id));
+            habits.push(Habit {
+                vehicle: ev.id,
+                arrive,
+                leave,
+                daily_km: dice.between(15.0, 90.0),
+                arrived_on: None,
+                left_on: None,
+            });
+        }
+        i += 1;
+    }
+    let (first_user, first_vehicle) = first.context("no vehicle was created")?;
+    Ok((first_user, first_vehicle, habits))
+}
+
+fn time_of_day(hours: f64) -> NaiveTime {
+    let minutes = (hours * 60.0).round() as u32;
+    NaiveTime::from_hms_opt((minutes / 60) % 24, minutes % 60, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// Moves the simulated drivers: leave in the morning (unplug, drive), come home in the evening
+/// (drive home, plug in). Errors of single cars are logged and skipped.
+fn drive_habits(sandbox: &SandboxCloud, now: DateTime<Utc>, habits: &mut [Habit], dice: &mut Dice) {
+    let local = now.with_timezone(&Vienna);
+    let (date, time) = (local.date_naive(), local.time());
+    for habit in habits.iter_mut() {
+        let Ok(car) = sandbox.snapshot(habit.vehicle) else {
+            continue;
+        };
+        let result = if time >= habit.leave
+            && time < habit.arrive
+            && habit.left_on != Some(date)
+            && car.plugged_in
+        {
+            habit.left_on = Some(date);
+            let km = habit.daily_km * dice.between(0.6, 1.4);
+            sandbox
+                .unplug(habit.vehicle)
+                .and_then(|_| sandbox.drive(habit.vehicle, km))
+        } else if time >= habit.arrive && habit.arrived_on != Some(date) && !car.plugged_in {
+            habit.arrived_on = Some(date);
+            sandbox
+                .drive_home(habit.vehicle)
+                .and_then(|_| sandbox.plug_in(habit.vehicle))
+        } else {
+            continue;
+        };
+        if let Err(e) = result {
+            tracing::warn!(vehicle = %habit.vehicle, error = %e, hour = time.hour(), "a simulated driver could not act");
         }
     }
-    first.context("the demo needs at least one driver")
 }

@@ -4,7 +4,9 @@ mod admin;
 mod backtest;
 mod demo;
 mod plan_cmd;
+mod prices_cmd;
 mod serve;
+mod worker_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -33,11 +35,16 @@ pub struct DatabaseArgs {
 enum Command {
     /// Run the partner API server.
     Serve(serve::ServeArgs),
+    /// Run the worker: monitor, plan and steer the fleet.
+    Worker(worker_cmd::WorkerArgs),
     /// Manage organisations and API clients.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Start a server on a fresh SQLite database with an organisation, a client and a fleet.
     Demo(demo::DemoArgs),
+    /// Import day-ahead prices from files.
+    #[command(subcommand)]
+    Prices(prices_cmd::PricesCommand),
     /// Plan one vehicle: reads a JSON request on stdin, writes the plan as JSON on stdout.
     Plan,
     /// Replay real charging sessions against real day-ahead prices and report savings.
@@ -69,8 +76,10 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => worker_cmd::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Prices(cmd) => prices_cmd::run(cmd).await,
             Command::Plan | Command::Backtest(_) => Ok(()),
         }
     })

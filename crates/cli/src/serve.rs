@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Database connections (PostgreSQL) or reader connections (SQLite).
     #[arg(long, env = "VOLTPLAN_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+    /// Also run the worker (monitor, plan, steer) in this process, sharing its sandbox with the
+    /// API's sandbox endpoints.
+    #[arg(long, env = "VOLTPLAN_WITH_WORKER")]
+    pub with_worker: bool,
 }
 
 /// Credentials created for a fresh installation.

@@ -86,12 +86,18 @@ pub struct EvSettings {
     pub minimum_charge_limit: Option<i32>,
     pub charge_deadline_at: Option<NaiveTime>,
     pub is_charge_policy_enabled: Option<bool>,
+    /// When a charge-policy field last changed (set by the API).
+    pub charge_policy_last_updated_at: Option<DateTime<Utc>>,
     pub weekly_charge_policy: Option<WeeklyChargePolicy>,
     pub is_over_charge_allowed: Option<bool>,
     pub expected_max_charge_power: i32,
     pub geo_fence_distance_m: f64,
     pub is_trading_enabled: bool,
     pub boost_for_next_session: bool,
+    /// A boost asked for through the API and not yet taken up by the worker. Kept with the
+    /// settings (written by the API) rather than the state (written by the worker) so neither
+    /// writer overwrites the other.
+    pub boost_requested_at: Option<DateTime<Utc>>,
     /// Capacity the partner entered, used while the cloud reports none.
     pub battery_capacity_kwh: f64,
     pub device_model: DeviceModel,
@@ -108,12 +114,14 @@ impl Default for EvSettings {
             minimum_charge_limit: Some(100),
             charge_deadline_at: NaiveTime::from_hms_opt(6, 0, 0),
             is_charge_policy_enabled: Some(false),
+            charge_policy_last_updated_at: None,
             weekly_charge_policy: None,
             is_over_charge_allowed: Some(false),
             expected_max_charge_power: 3600,
             geo_fence_distance_m: 100.0,
             is_trading_enabled: false,
             boost_for_next_session: false,
+            boost_requested_at: None,
             battery_capacity_kwh: 0.0,
             device_model: DeviceModel::default(),
         }
@@ -145,7 +153,6 @@ pub struct EvState {
     pub inverter_forced_mode_since: Option<DateTime<Utc>>,
     pub actual_steering_state: String,
     pub charge_target_max: Option<i32>,
-    pub charge_policy_last_updated_at: Option<DateTime<Utc>>,
     pub charge_time_remaining: Option<i32>,
     pub charge_rate_w: Option<i32>,
     pub is_fully_charged: Option<bool>,
@@ -200,7 +207,6 @@ impl Default for EvState {
             inverter_forced_mode_since: Some(inverter_forced_mode_epoch()),
             actual_steering_state: "unknown".to_owned(),
             charge_target_max: None,
-            charge_policy_last_updated_at: None,
             charge_time_remaining: None,
             charge_rate_w: None,
             is_fully_charged: Some(false),

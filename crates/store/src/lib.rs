@@ -4,11 +4,15 @@
 //! Tenancy: every method on an organisation's data takes an [`OrgScope`] and every statement
 //! filters by it, so an object of another organisation is simply not found.
 
+pub mod fleet;
 mod postgres;
+mod prices;
 mod records;
 mod sql;
 mod sqlite;
 
+pub use fleet::FleetStore;
+pub use prices::*;
 pub use records::*;
 
 use async_trait::async_trait;
@@ -67,7 +71,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PriceStore + FleetStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

@@ -36,3 +36,9 @@ crate::sql::store_impl!(
     backend = Backend::Postgres,
     for_update = " FOR UPDATE"
 );
+crate::prices::price_store_impl!(PgStore, db = Postgres);
+crate::fleet::fleet_store_impl!(
+    PgStore,
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    for_update = " FOR UPDATE"
+);

@@ -680,13 +680,15 @@ macro_rules! store_impl {
                 let mut vehicle: $crate::VehicleRecord = row.ok_or($crate::StoreError::NotFound)?.try_into()?;
                 change(&mut vehicle).map_err($crate::StoreError::Invalid)?;
                 sqlx::query(
-                    "UPDATE electric_vehicles SET building_id = $1, price_zone = $2, settings = $3, state = $4, updated_at = $5 \
-                     WHERE org_id = $6 AND id = $7",
+                    // The state belongs to the worker and is never written here; a settings change
+                    // makes the vehicle due at once, so the worker re-plans within one cycle.
+                    "UPDATE electric_vehicles SET building_id = $1, price_zone = $2, settings = $3, updated_at = $4, \
+                       next_cycle_at = NULL \
+                     WHERE org_id = $5 AND id = $6",
                 )
                 .bind(vehicle.building_id)
                 .bind(vehicle.price_zone.as_str())
                 .bind(sqlx::types::Json(&vehicle.settings))
-                .bind(sqlx::types::Json(&vehicle.state))
                 .bind(vehicle.updated_at)
                 .bind(org.id())
                 .bind(id)

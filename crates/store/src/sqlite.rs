@@ -43,3 +43,5 @@ impl SqliteStore {
 }
 
 crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
+crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
+crate::fleet::fleet_store_impl!(SqliteStore, skip_locked = "", for_update = "");

@@ -1,0 +1,56 @@
+//! `voltplan worker`: the monitor → plan → steer loop on its own. Several workers (on PostgreSQL)
+//! share the fleet through leases.
+
+use std::sync::Arc;
+use voltplan_core::{Clock, SystemClock};
+use voltplan_worker::{Clouds, Worker, WorkerConfig};
+
+use crate::DatabaseArgs;
+use crate::serve::{open_store, shutdown_signal};
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Names this worker in leases and command records; must differ between running workers.
+    #[arg(long, env = "VOLTPLAN_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Vehicles claimed per batch.
+    #[arg(long, env = "VOLTPLAN_WORKER_BATCH", default_value_t = 256)]
+    pub batch_size: i64,
+    /// Vehicle cycles run at the same time.
+    #[arg(long, env = "VOLTPLAN_WORKER_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// `hostname-pid`: unique per process on a host, readable in the database.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.db, (args.concurrency as u32).max(4)).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // A standalone worker simulates sandbox cars itself (they re-register from their last state);
+    // the sandbox endpoints need `serve --with-worker`, which shares one simulator with the API.
+    let sandbox = Arc::new(voltplan_clouds::SandboxCloud::new(
+        clock.clone(),
+        voltplan_clouds::SandboxConfig::default(),
+    )?);
+    let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
+    config.batch_size = args.batch_size;
+    config.concurrency = args.concurrency;
+    tracing::info!(worker_id = %config.worker_id, "worker starting");
+    let worker = Worker::new(store, Clouds::new().with_sandbox(sandbox), clock, config);
+    worker.run(shutdown_signal()).await?;
+    Ok(())
+}

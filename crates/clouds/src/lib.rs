@@ -1,0 +1,15 @@
+//! Vehicle clouds: the [`VehicleCloud`] contract Voltplan's worker reads and steers cars through,
+//! and [`SandboxCloud`], the built-in simulator used by the demo and the tests.
+
+pub mod accelerated_clock;
+pub mod cloud;
+pub mod sandbox;
+
+pub use accelerated_clock::AcceleratedClock;
+pub use cloud::{
+    CloudCommand, CloudError, CloudVehicleRef, CommandReceipt, VehicleCloud, VehicleReading,
+};
+pub use sandbox::catalogue::{embedded_catalogue, find_model, parse_catalogue};
+pub use sandbox::failures::{FailureProfile, FailureScope, RateLimit};
+pub use sandbox::physics::{PhysicsParams, VehicleSpec};
+pub use sandbox::{SandboxCloud, SandboxConfig, SandboxError, SandboxInitial, SandboxSnapshot};

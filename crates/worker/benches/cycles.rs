@@ -1,0 +1,190 @@
+//! Vehicle cycles per second one worker completes against the sandbox: 2,000 plugged-in cars,
+//! every one due at each step, on SQLite (a temp file) and on PostgreSQL when
+//! `VOLTPLAN_TEST_POSTGRES_URL` is set (a fresh database, dropped afterwards).
+//!
+//! `CARGO_TARGET_DIR=target-worker cargo bench -p voltplan-worker --bench cycles`
+//! Optional: `VOLTPLAN_BENCH_CARS`, `VOLTPLAN_BENCH_STEPS`, `VOLTPLAN_BENCH_BATCH`,
+//! `VOLTPLAN_BENCH_CONCURRENCY`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveTime, TimeZone, Utc};
+use sqlx::Connection;
+use uuid::Uuid;
+use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
+use voltplan_core::account::Role;
+use voltplan_core::vehicle::SANDBOX_CLOUD;
+use voltplan_core::{ManualClock, PriceZone};
+use voltplan_store::{
+    ConnectOptions, OrgScope, Store, connect, new_building, new_user, new_vehicle,
+};
+use voltplan_worker::{Clouds, Worker, WorkerConfig};
+
+const PG_ENV: &str = "VOLTPLAN_TEST_POSTGRES_URL";
+const PRICES: &str =
+    "../../data/prices/smard_grosshandelspreise_2024_quarterhour_grid_multizone_de.csv.gz";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+async fn bench(name: &str, store: Arc<dyn Store>) {
+    let cars = env_or("VOLTPLAN_BENCH_CARS", 2000);
+    let steps = env_or("VOLTPLAN_BENCH_STEPS", 10);
+    let start = Utc
+        .with_ymd_and_hms(2024, 11, 12, 17, 0, 0)
+        .single()
+        .expect("instant");
+    let clock = Arc::new(ManualClock::new(start));
+    let sandbox =
+        Arc::new(SandboxCloud::new(clock.clone(), SandboxConfig::default()).expect("sandbox"));
+
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(PRICES);
+    let prices = voltplan_prices::import::import_file(
+        &path,
+        voltplan_prices::import::Format::Smard,
+        Some("DE_LU"),
+    )
+    .expect("prices")
+    .points;
+    let window: Vec<_> = prices
+        .into_iter()
+        .filter(|p| p.start >= start - Duration::days(8) && p.end <= start + Duration::days(3))
+        .collect();
+    store
+        .upsert_prices(PriceZone::DeLu, None, "smard", &window, start)
+        .await
+        .expect("upsert prices");
+
+    let org = OrgScope::new(
+        store
+            .create_organisation("bench", start)
+            .await
+            .expect("org")
+            .id,
+    );
+    let user = store
+        .create_user(
+            org,
+            &new_user(org, "bench@example.com".into(), Role::User, start),
+        )
+        .await
+        .expect("user");
+    let mut building = new_building(org, user.id, start);
+    building.latitude = Some(52.52);
+    building.longitude = Some(13.405);
+    let building = store
+        .create_building(org, &building)
+        .await
+        .expect("building");
+    for k in 0..cars {
+        let mut v = new_vehicle(org, user.id, start);
+        v.building_id = Some(building.id);
+        v.price_zone = PriceZone::DeLu;
+        v.settings.is_smart_optimization_active = true;
+        v.settings.charge_target_min = Some(20);
+        v.settings.minimum_charge_limit = Some(80);
+        v.settings.charge_deadline_at = NaiveTime::from_hms_opt(6, 0, 0);
+        v.settings.battery_capacity_kwh = 60.0;
+        v.settings.expected_max_charge_power = 11_000;
+        v.settings.device_model.cloud_service = Some(SANDBOX_CLOUD.id);
+        let v = store.create_vehicle(org, &v).await.expect("vehicle");
+        let initial = SandboxInitial {
+            battery_level: 25.0 + (k % 40) as f64,
+            plugged_in: true,
+            lat: 52.52,
+            lon: 13.405,
+            charge_limit: 100,
+        };
+        sandbox
+            .add_vehicle(v.id, VehicleSpec::new(60.0, 11.0, 400.0), initial)
+            .expect("sandbox car");
+    }
+
+    let mut config = WorkerConfig::new("bench");
+    config.batch_size = env_or("VOLTPLAN_BENCH_BATCH", config.batch_size as usize) as i64;
+    config.concurrency = env_or("VOLTPLAN_BENCH_CONCURRENCY", config.concurrency);
+    let (batch, concurrency) = (config.batch_size, config.concurrency);
+    let worker = Worker::new(
+        store.clone(),
+        Clouds::new().with_sandbox(sandbox),
+        clock.clone(),
+        config,
+    );
+
+    let mut cycles = 0usize;
+    let mut commands = 0usize;
+    let began = Instant::now();
+    for _ in 0..steps {
+        loop {
+            let stats = worker.run_once().await.expect("run_once");
+            cycles += stats.completed;
+            commands += stats.commands_sent;
+            if stats.claimed == 0 {
+                break;
+            }
+        }
+        // Every car is due again after its longest interval.
+        clock.advance(Duration::minutes(5));
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    println!(
+        "{name}: {cycles} cycles ({cars} cars × {steps} steps, batch {batch}, concurrency {concurrency}, {commands} commands) \
+         in {elapsed:.2} s = {:.0} cycles/s",
+        cycles as f64 / elapsed
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = connect(&ConnectOptions::new(format!(
+        "sqlite:{}",
+        dir.path().join("bench.db").display()
+    )))
+    .await
+    .expect("SQLite");
+    bench("sqlite", sqlite).await;
+
+    match std::env::var(PG_ENV) {
+        Ok(admin_url) => {
+            let database = format!("voltplan_bench_{}", Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE DATABASE {database}"))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
+            let mut options = ConnectOptions::new(with_database(&admin_url, &database));
+            options.max_connections = 32;
+            let store = connect(&options).await.expect("PostgreSQL");
+            bench("postgres", store.clone()).await;
+            drop(store);
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .expect("drop database");
+        }
+        Err(_) => println!("skipping PostgreSQL: {PG_ENV} not set"),
+    }
+}

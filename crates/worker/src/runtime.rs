@@ -1,0 +1,124 @@
+//! The worker's own document about one vehicle, kept in the store's `runtime` column between
+//! cycles. Partners never see it; a worker taking over a lease continues from it.
+
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use voltplan_core::vehicle::{EvSettings, EvState};
+use voltplan_store::fleet::SessionData;
+
+use crate::monitor::Observed;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VehicleRuntime {
+    /// When the last successful reading was taken.
+    pub last_reading_at: Option<DateTime<Utc>>,
+    /// The cloud's lifetime energy meter at the last reading.
+    pub last_meter_kwh: Option<f64>,
+    /// Grid power at the last reading, to integrate energy when the cloud has no meter.
+    pub last_rate_w: Option<f64>,
+    pub last_plugged_in: Option<bool>,
+    pub session: Option<OpenSession>,
+    pub pending: Option<PendingCommand>,
+    /// Consecutive steering failures (send errors and commands not confirmed by a reading).
+    pub steer_failures: u32,
+    /// Consecutive read failures.
+    pub read_failures: u32,
+    /// No command before this instant (backoff, or a cloud's `retry_after`).
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Steering gave up for this session: the car is left to charge.
+    pub fallback: bool,
+    pub plan_inputs_hash: Option<u64>,
+    pub consumption: Consumption,
+}
+
+/// A charging session between plug-in and unplug, written to the store as it goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenSession {
+    pub id: Uuid,
+    pub plug_in_time: DateTime<Utc>,
+    pub data: SessionData,
+    /// Grid power at full speed when plugged in: the baseline charges at this power.
+    pub baseline_power_kw: f64,
+    /// Baseline cost the session's first plan computed, for `optimization_score`.
+    pub planned_baseline_eur: Option<f64>,
+    /// Seconds the car was seen charging, for the average power.
+    pub charging_seconds: f64,
+    pub last_written_at: Option<DateTime<Utc>>,
+}
+
+/// What a command was for, so a later reading can confirm it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    StartCharging,
+    StopCharging,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StartCharging => "start_charging",
+            Self::StopCharging => "stop_charging",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingCommand {
+    pub idempotency_key: String,
+    pub command: CommandKind,
+    /// The lease-independent decision this command carries out (see `steer::decision_id`).
+    pub decision: String,
+    pub attempt: u32,
+    /// `true` once a cloud accepted it; `false` after a failed call (retry with the same key).
+    pub accepted: bool,
+    pub issued_at: DateTime<Utc>,
+    /// When the cloud expected the car to act.
+    pub effective_at: DateTime<Utc>,
+}
+
+/// Grid energy per hour (last 24 h) and per UTC day (last 31 days), for `consumption_last_*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Consumption {
+    pub hours: VecDeque<(DateTime<Utc>, f64)>,
+    pub days: VecDeque<(NaiveDate, f64)>,
+}
+
+/// A fingerprint of what the plan depends on besides the battery level (drift is checked
+/// separately): settings, session, place, boost, fallback and price coverage. A change re-plans.
+pub fn plan_inputs_hash(
+    settings: &EvSettings,
+    state: &EvState,
+    rt: &VehicleRuntime,
+    observed: &Observed,
+    price_coverage_end: Option<DateTime<Utc>>,
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    // Settings have floats; their JSON text is a stable, hashable form.
+    serde_json::to_string(settings)
+        .unwrap_or_default()
+        .hash(&mut h);
+    rt.session.as_ref().map(|s| s.id).hash(&mut h);
+    observed.plugged_in.hash(&mut h);
+    observed.at_home.hash(&mut h);
+    crate::boost_active(state).hash(&mut h);
+    state.charge_target_max.hash(&mut h);
+    state
+        .reported_battery_capacity_kwh
+        .map(f64::to_bits)
+        .hash(&mut h);
+    rt.fallback.hash(&mut h);
+    price_coverage_end.hash(&mut h);
+    // A pause ending changes nothing in the settings but everything in the plan.
+    settings
+        .pause_power_until
+        .is_some_and(|p| p > observed.at)
+        .hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,388 @@
+//! Steering: start or stop the car at the plan's switches, confirm by reading, retry, fall back.
+//!
+//! Rules (also in `docs/worker.md`, which the API description links):
+//!
+//! - **Desired state.** Unplugged: nothing. Fallback active: charge. No plan (e.g. capacity
+//!   unknown): nothing (the car charges on its own). Otherwise charge while `now` lies in a plan
+//!   interval, stop outside them. A boost, a pause and the minimum level are already in the plan.
+//! - **Satisfied** when the reading agrees: charging for "charge" (or the car is full), not
+//!   charging for "stop". Nothing is sent then; a pending command of that kind is `confirmed`.
+//! - **Idempotency key** = `{vehicle_id}:{decision}:{attempt}`, where the decision names the
+//!   session, the planned switch instant and the command. It depends on neither the worker nor
+//!   the lease, so a worker taking over re-derives the same key. The command is recorded
+//!   (`record_command`, outcome `sent`) *before* it is sent; when the key exists already and was
+//!   not a failed call, it is not sent again but awaited.
+//! - **Confirmation.** A command is confirmed by a reading after its expected effect
+//!   (`expected_effective_at`); one still unconfirmed `confirm_grace` later counts as a failure
+//!   and is re-sent with the next attempt number (a new key: the cloud swallowed the old one).
+//! - **Retries.** A failed call keeps its key (the cloud did not consume it) and is retried after
+//!   `retry_base × 2^(failures−1)` (at most `retry_max`) or the cloud's `retry_after`.
+//! - **`steering_status`**: `ok` with no consecutive failure, `warning` after 1 to
+//!   `steering_failures_for_error − 1`, `error` from `steering_failures_for_error` on, in the
+//!   fallback, and when authorisation is revoked. It resets to `ok` on a confirmed command and
+//!   at plug-in.
+//! - **Fallback.** After `steering_failures_for_error` consecutive failures the worker stops
+//!   trying to hold the car back and lets it charge (sending start if it is stopped) until unplug:
+//!   a car left stopped by a broken integration is worse than a car charged at a higher price.
+//! - **`actual_steering_state`** is what the last reading shows: `charging`, `not_charging` or
+//!   `unplugged`.
+//! - **`current_mode`**: `not_plugged_in`, `fallback`, `paused`, `boost`, `min_level`,
+//!   `infeasible` (target not reachable in time: full power), `smart`, `away_from_home`,
+//!   `optimization_off` or `unmanaged` (no plan could be made).
+
+use chrono::{DateTime, Duration, Utc};
+use voltplan_clouds::{CloudError, CloudVehicleRef, VehicleCloud};
+use voltplan_core::planner::{Plan, PlanMode, Reason};
+use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
+use voltplan_store::fleet::{CommandRecord, Lease};
+use voltplan_store::{FleetStore, Store, StoreError};
+
+use crate::monitor::{Observed, mark_revoked};
+use crate::runtime::{CommandKind, PendingCommand, VehicleRuntime};
+use crate::{WorkerConfig, status_for_failures};
+
+pub struct SteerContext<'a> {
+    pub store: &'a dyn Store,
+    pub cloud: Option<&'a dyn VehicleCloud>,
+    pub reference: CloudVehicleRef,
+    pub lease: &'a Lease,
+    pub config: &'a WorkerConfig,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct Steered {
+    pub commands_sent: usize,
+}
+
+/// What the car should be doing now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desired {
+    Leave,
+    Act {
+        command: CommandKind,
+        decision: String,
+    },
+}
+
+/// The plan's wish at `now`, as a command and its lease-independent decision id.
+pub fn desired(
+    plan: Option<&Plan>,
+    settings: &EvSettings,
+    rt: &VehicleRuntime,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) -> Desired {
+    if !observed.plugged_in {
+        return Desired::Leave;
+    }
+    let session = rt
+        .session
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |s| s.id.to_string());
+    if rt.fallback {
+        return Desired::Act {
+            command: CommandKind::StartCharging,
+            decision: format!("{session}:fallback:start"),
+        };
+    }
+    let Some(plan) = plan else {
+        return Desired::Leave;
+    };
+    let intervals = &plan.intervals;
+    if let Some(k) = intervals
+        .iter()
+        .position(|i| i.start <= now && now < i.end && i.power_w > 0.0)
+    {
+        // The switch is where the contiguous block containing `now` began.
+        let mut first = k;
+        while first > 0 && intervals[first - 1].end == intervals[first].start {
+            first -= 1;
+        }
+        let at = intervals[first].start.timestamp();
+        return Desired::Act {
+            command: CommandKind::StartCharging,
+            decision: format!("{session}:{at}:start"),
+        };
+    }
+    if let Some(until) = settings.pause_power_until.filter(|until| *until > now) {
+        return Desired::Act {
+            command: CommandKind::StopCharging,
+            decision: format!("{session}:pause-{}:stop", until.timestamp()),
+        };
+    }
+    let at = intervals
+        .iter()
+        .map(|i| i.end)
+        .filter(|end| *end <= now)
+        .max()
+        .map_or_else(|| "plug_in".to_owned(), |end| end.timestamp().to_string());
+    Desired::Act {
+        command: CommandKind::StopCharging,
+        decision: format!("{session}:{at}:stop"),
+    }
+}
+
+/// The idempotency key of one attempt at a decision.
+pub fn idempotency_key(vehicle_id: uuid::Uuid, decision: &str, attempt: u32) -> String {
+    format!("{vehicle_id}:{decision}:{attempt}")
+}
+
+/// Bounds the key search of one decision (a car re-plugged many times within one plan slot).
+const MAX_ATTEMPTS_PER_DECISION: u32 = 100;
+
+fn satisfied(command: CommandKind, observed: &Observed) -> bool {
+    match command {
+        CommandKind::StartCharging => observed.charging || observed.is_full(),
+        CommandKind::StopCharging => !observed.charging,
+    }
+}
+
+fn backoff(cfg: &WorkerConfig, failures: u32) -> Duration {
+    let factor = 1i32 << failures.saturating_sub(1).min(16);
+    (cfg.retry_base * factor).min(cfg.retry_max)
+}
+
+pub async fn steer(
+    ctx: &SteerContext<'_>,
+    state: &mut EvState,
+    rt: &mut VehicleRuntime,
+    settings: &EvSettings,
+    plan: Option<&Plan>,
+    observed: &Observed,
+) -> Result<Steered, StoreError> {
+    let mut steered = Steered::default();
+    let result = steer_inner(ctx, state, rt, settings, plan, observed, &mut steered).await;
+    state.actual_steering_state = match (observed.plugged_in, observed.charging) {
+        (false, _) => "unplugged",
+        (true, true) => "charging",
+        (true, false) => "not_charging",
+    }
+    .to_owned();
+    if state.lifecycle_state != crate::monitor::LIFECYCLE_ERROR {
+        state.steering_status = if rt.fallback {
+            StatusLevel::Error
+        } else {
+            status_for_failures(rt.steer_failures, ctx.config.steering_failures_for_error)
+        };
+    }
+    state.current_mode =
+        Some(current_mode(state, rt, settings, plan, observed, ctx.now).to_owned());
+    result.map(|()| steered)
+}
+
+async fn steer_inner(
+    ctx: &SteerContext<'_>,
+    state: &mut EvState,
+    rt: &mut VehicleRuntime,
+    settings: &EvSettings,
+    plan: Option<&Plan>,
+    observed: &Observed,
+    steered: &mut Steered,
+) -> Result<(), StoreError> {
+    let cfg = ctx.config;
+    let now = ctx.now;
+    let Some(cloud) = ctx.cloud else {
+        return Ok(());
+    };
+    let Desired::Act {
+        mut command,
+        mut decision,
+    } = desired(plan, settings, rt, observed, now)
+    else {
+        rt.pending = None;
+        return Ok(());
+    };
+    if satisfied(command, observed) {
+        if let Some(pending) = rt.pending.take()
+            && pending.command == command
+            && pending.accepted
+        {
+            ctx.store
+                .set_command_outcome(&pending.idempotency_key, "confirmed", None)
+                .await?;
+            rt.steer_failures = 0;
+            rt.retry_at = None;
+        }
+        return Ok(());
+    }
+    let mut attempt = 0;
+    if let Some(pending) = rt.pending.clone()
+        && pending.command == command
+        && pending.decision == decision
+    {
+        if pending.accepted {
+            if now < pending.effective_at + cfg.confirm_grace {
+                return Ok(());
+            }
+            ctx.store
+                .set_command_outcome(
+                    &pending.idempotency_key,
+                    "failed",
+                    Some("accepted but not confirmed by a later reading"),
+                )
+                .await?;
+            rt.steer_failures = rt.steer_failures.saturating_add(1);
+            rt.retry_at = Some(now + backoff(cfg, rt.steer_failures));
+            attempt = pending.attempt + 1;
+            rt.pending = None;
+        } else {
+            // The call failed: the cloud did not consume the key, so the retry reuses it.
+            attempt = pending.attempt;
+        }
+    }
+    if rt.steer_failures >= cfg.steering_failures_for_error && !rt.fallback {
+        tracing::warn!(
+            failures = rt.steer_failures,
+            "steering keeps failing: letting the car charge"
+        );
+        rt.fallback = true;
+        rt.pending = None;
+        let Desired::Act {
+            command: c,
+            decision: d,
+        } = desired(plan, settings, rt, observed, now)
+        else {
+            return Ok(());
+        };
+        (command, decision, attempt) = (c, d, 0);
+        if satisfied(command, observed) {
+            return Ok(());
+        }
+    }
+    if rt.retry_at.is_some_and(|at| now < at) {
+        return Ok(());
+    }
+    let key = loop {
+        let key = idempotency_key(ctx.lease.vehicle_id, &decision, attempt);
+        let record = CommandRecord {
+            idempotency_key: key.clone(),
+            org_id: ctx.lease.org_id,
+            vehicle_id: ctx.lease.vehicle_id,
+            command: command.as_str().to_owned(),
+            worker_id: ctx.lease.worker_id.clone(),
+            lease_epoch: ctx.lease.epoch,
+            issued_at: now,
+            outcome: "sent".to_owned(),
+            detail: None,
+        };
+        if FleetStore::record_command(ctx.store, &record).await? {
+            break key;
+        }
+        match ctx.store.find_command(&key).await? {
+            // That attempt worked once and the car has left that state since (a re-plug, a new
+            // plan ending the same way): this is a new need, with the next attempt's key.
+            Some(existing)
+                if existing.outcome == "confirmed" && attempt < MAX_ATTEMPTS_PER_DECISION =>
+            {
+                attempt += 1;
+            }
+            // Sent before (by us, or by a worker whose lease we took over): await it, never resend.
+            Some(existing) if existing.outcome != "failed" => {
+                rt.pending = Some(PendingCommand {
+                    idempotency_key: key,
+                    command,
+                    decision,
+                    attempt,
+                    accepted: true,
+                    issued_at: existing.issued_at,
+                    effective_at: existing
+                        .issued_at
+                        .max(now - cfg.confirm_grace + cfg.active_interval),
+                });
+                return Ok(());
+            }
+            _ => {
+                ctx.store.set_command_outcome(&key, "sent", None).await?;
+                break key;
+            }
+        }
+    };
+    let result = match command {
+        CommandKind::StartCharging => cloud.start_charging(&ctx.reference, &key).await,
+        CommandKind::StopCharging => cloud.stop_charging(&ctx.reference, &key).await,
+    };
+    steered.commands_sent += 1;
+    let mut pending = PendingCommand {
+        idempotency_key: key.clone(),
+        command,
+        decision,
+        attempt,
+        accepted: false,
+        issued_at: now,
+        effective_at: now,
+    };
+    match result {
+        Ok(receipt) => {
+            ctx.store
+                .set_command_outcome(&key, "accepted", None)
+                .await?;
+            pending.accepted = true;
+            pending.effective_at = receipt.expected_effective_at.unwrap_or(now);
+            rt.retry_at = None;
+            tracing::info!(command = command.as_str(), key, "command accepted");
+        }
+        Err(error) => {
+            ctx.store
+                .set_command_outcome(&key, "failed", Some(&error.to_string()))
+                .await?;
+            tracing::warn!(command = command.as_str(), key, %error, "command failed");
+            match &error {
+                CloudError::AuthorizationRevoked { reason } => mark_revoked(state, reason),
+                CloudError::RateLimited { retry_after } => {
+                    rt.steer_failures = rt.steer_failures.saturating_add(1);
+                    let wait = Duration::from_std(*retry_after).unwrap_or(cfg.retry_base);
+                    rt.retry_at = Some(now + wait.max(backoff(cfg, rt.steer_failures)));
+                }
+                CloudError::Unreachable | CloudError::Transient(_) => {
+                    rt.steer_failures = rt.steer_failures.saturating_add(1);
+                    rt.retry_at = Some(now + backoff(cfg, rt.steer_failures));
+                }
+                // Retrying cannot help: go straight to the fallback.
+                CloudError::Unsupported | CloudError::UnknownVehicle => {
+                    rt.steer_failures = rt.steer_failures.max(cfg.steering_failures_for_error);
+                    rt.retry_at = Some(now + backoff(cfg, rt.steer_failures));
+                }
+            }
+        }
+    }
+    rt.pending = Some(pending);
+    Ok(())
+}
+
+fn current_mode(
+    state: &EvState,
+    rt: &VehicleRuntime,
+    settings: &EvSettings,
+    plan: Option<&Plan>,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) -> &'static str {
+    if !observed.plugged_in {
+        return "not_plugged_in";
+    }
+    if rt.fallback {
+        return "fallback";
+    }
+    let Some(plan) = plan else {
+        return "unmanaged";
+    };
+    match plan.mode {
+        PlanMode::NotPluggedIn => "not_plugged_in",
+        PlanMode::AwayFromHome => "away_from_home",
+        PlanMode::SmartOptimizationOff => "optimization_off",
+        _ if settings.is_pause_power_active(now) => "paused",
+        _ if crate::boost_active(state) => "boost",
+        _ => match plan
+            .intervals
+            .iter()
+            .find(|i| i.start <= now && now < i.end)
+            .map(|i| i.reason)
+        {
+            Some(Reason::MinLevel) => "min_level",
+            Some(Reason::Infeasible) => "infeasible",
+            _ if !plan.feasible => "infeasible",
+            _ => "smart",
+        },
+    }
+}
