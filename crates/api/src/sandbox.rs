@@ -247,12 +247,14 @@ async fn simulated<'s>(
                 .to_owned(),
         )
     })?;
-    // Tenancy first: another organisation's vehicle is simply not found. (The store has no
-    // lookup by organisation and id; this one answers NotFound exactly when the vehicle is not a
-    // live vehicle of the organisation.)
-    state.store().vehicle_plan(access.org, id).await?;
-    // Only sandbox EVs are registered with the simulator (at creation), so the simulator's
-    // "unknown vehicle" stands for `device_model.cloud_service` not being the sandbox.
+    // Tenancy first: another organisation's vehicle is simply not found.
+    let vehicle = state.store().get_vehicle_in_org(access.org, id).await?;
+    if vehicle.settings.device_model.cloud_service != Some(SANDBOX_CLOUD.id) {
+        return Err(SandboxFailure::NotSimulated(format!(
+            "Electric vehicle {id} is not connected through the sandbox cloud service ({})",
+            SANDBOX_CLOUD.id
+        )));
+    }
     Ok(sandbox)
 }
 

@@ -8,6 +8,7 @@ use voltplan_core::Clock;
 use voltplan_store::Store;
 
 use crate::auth::limiter::FailureLimiter;
+use crate::auth::token_cache::TokenCache;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -16,6 +17,9 @@ pub struct ApiConfig {
     /// Failed token requests allowed per address within `failure_window`.
     pub max_token_failures: u32,
     pub failure_window: Duration,
+    /// How long (real time) a verified bearer token is trusted without a database lookup; bounds
+    /// how long a token revoked on another replica keeps working. Zero disables the cache.
+    pub token_cache_ttl: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -24,6 +28,7 @@ impl Default for ApiConfig {
             token_lifetime: Duration::seconds(36_000),
             max_token_failures: 10,
             failure_window: Duration::seconds(60),
+            token_cache_ttl: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -38,6 +43,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
     pub token_failures: FailureLimiter,
+    pub tokens: TokenCache,
     /// client id → (stored PHC hash, SHA-256 of the secret that verified against it). Lets a
     /// client fetch tokens without paying Argon2 each time; keyed on the stored hash, so a
     /// rotation or a replica's different view can never accept an old secret.
@@ -47,12 +53,14 @@ pub(crate) struct Inner {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
         let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
+        let tokens = TokenCache::new(config.token_cache_ttl);
         Self(
             Arc::new(Inner {
                 store,
                 clock,
                 config,
                 token_failures,
+                tokens,
                 verified_secrets: Mutex::new(HashMap::new()),
             }),
             None,

@@ -716,15 +716,10 @@ pub async fn list_vehicles(
     Ids(path): Ids<UserPath>,
     Q(query): Q<IncludeDeleted>,
 ) -> ApiResult<Json<Vec<ElectricVehicleOut>>> {
-    // The two reads are independent: run them at once (separate reader connections).
-    let (owner, vehicles) = tokio::try_join!(
-        state
-            .store()
-            .get_user(access.org, path.user_id, query.include_deleted),
-        state
-            .store()
-            .list_vehicles(access.org, path.user_id, query.include_deleted),
-    )?;
+    let (owner, vehicles) = state
+        .store()
+        .list_vehicles_with_owner(access.org, path.user_id, query.include_deleted)
+        .await?;
     let now = state.now();
     Ok(Json(
         vehicles

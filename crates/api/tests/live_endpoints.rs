@@ -309,6 +309,8 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
                     next_cycle_at: s.clock_now() + Duration::minutes(5),
                     clear_boost_for_next_session: false,
                     clear_boost_request: false,
+                    sessions: Vec::new(),
+                    reading: None,
                 },
             )
             .await

@@ -300,3 +300,47 @@ async fn rotating_a_secret_revokes_old_tokens_and_the_old_secret() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_used_and_cached_token_dies_at_once_when_revoked_here_and_the_cache_can_be_disabled() {
+    for backend in backends() {
+        let s = TestServer::start(&backend).await;
+        let t = s.tenant("Utility A").await;
+        let path = users_path(t.org_id);
+        assert_eq!(
+            s.get(&t.token, &path).await.0,
+            200,
+            "the token is now cached"
+        );
+        let r = s
+            .http
+            .post(s.url("/oauth2/revoke_token/"))
+            .basic_auth(&t.client_id, Some(&t.client_secret))
+            .form(&[("token", t.token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            s.get(&t.token, &path).await.0,
+            401,
+            "revocation through this server skips the cache"
+        );
+        s.stop().await;
+
+        // Without the cache, a revocation made elsewhere (here: straight in the store) is immediate.
+        let config = voltplan_api::ApiConfig {
+            token_cache_ttl: std::time::Duration::ZERO,
+            ..Default::default()
+        };
+        let s = TestServer::start_with(&backend, config).await;
+        let t = s.tenant("Utility A").await;
+        assert_eq!(s.get(&t.token, &users_path(t.org_id)).await.0, 200);
+        s.store
+            .revoke_api_client(&t.client_id, s.clock_now())
+            .await
+            .unwrap();
+        assert_eq!(s.get(&t.token, &users_path(t.org_id)).await.0, 401);
+        s.stop().await;
+    }
+}

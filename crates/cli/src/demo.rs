@@ -163,7 +163,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store.clone(),
         Clouds::new().with_sandbox(sandbox.clone()),
         clock.clone(),
-        WorkerConfig::new("demo-worker"),
+        demo_worker_config(args.speed),
     ));
     let state =
         AppState::new(store, clock.clone(), ApiConfig::default()).with_sandbox(sandbox.clone());
@@ -201,6 +201,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker_task, drivers_task);
     Ok(())
+}
+
+/// The worker's durations are simulated time: a lease must outlast a batch's real duration even
+/// when simulated time runs `speed` times faster.
+fn demo_worker_config(speed: f64) -> WorkerConfig {
+    let mut config = WorkerConfig::new("demo-worker");
+    config.lease_for = Duration::seconds((30.0 * speed).max(120.0) as i64);
+    config
 }
 
 /// Loads two months of real 2024 prices for AT and DE_LU, shifted by whole weeks so that they

@@ -47,6 +47,10 @@ pub struct CycleOutcome {
     pub clear_boost_for_next_session: bool,
     /// A requested boost was taken up (or refused): clear the request.
     pub clear_boost_request: bool,
+    /// Sessions opened, updated or closed in this cycle.
+    pub sessions: Vec<SessionRecord>,
+    /// This cycle's row of the `/data` time series, if it said something new.
+    pub reading: Option<ReadingRecord>,
 }
 
 /// A charging session, plug-in to unplug, with Podero's session fields.
@@ -131,6 +135,10 @@ pub trait FleetStore: Send + Sync {
     /// Writes a cycle's result and releases the lease; `false` (nothing written) when the lease
     /// was lost to another worker.
     async fn finish_cycle(&self, lease: &Lease, outcome: &CycleOutcome) -> Result<bool>;
+
+    /// [`FleetStore::finish_cycle`] for a whole batch in one transaction (one commit instead of one
+    /// per vehicle); one `bool` per outcome, `false` where the lease was lost.
+    async fn finish_cycles(&self, outcomes: &[(Lease, CycleOutcome)]) -> Result<Vec<bool>>;
 
     /// Releases every lease a worker holds (graceful shutdown), so others need not wait for expiry.
     async fn release_leases(&self, worker_id: &str) -> Result<u64>;
@@ -319,10 +327,112 @@ impl From<ReadingRow> for ReadingRecord {
     }
 }
 
+/// Names a store's sqlx database, so shared SQL can take its transactions.
+pub(crate) trait Backed {
+    type Db: sqlx::Database;
+}
+
 /// Implements [`FleetStore`] for a backend; `$skip_locked` is ` FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL (concurrent claimers skip each other's rows) and empty on SQLite (one writer).
 macro_rules! fleet_store_impl {
     ($store:ty, skip_locked = $skip_locked:literal, for_update = $for_update:literal) => {
+        impl $store {
+            async fn upsert_session_in<'e, E>(executor: E, s: &$crate::fleet::SessionRecord) -> $crate::Result<()>
+            where
+                E: sqlx::Executor<'e, Database = <$store as $crate::fleet::Backed>::Db>,
+            {
+                sqlx::query(
+                    "INSERT INTO charging_sessions (id, org_id, vehicle_id, plug_in_time, unplug_time, data) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (id) DO UPDATE SET unplug_time = excluded.unplug_time, data = excluded.data",
+                )
+                .bind(s.id)
+                .bind(s.org_id)
+                .bind(s.vehicle_id)
+                .bind(s.plug_in_time)
+                .bind(s.unplug_time)
+                .bind(sqlx::types::Json(&s.data))
+                .execute(executor)
+                .await?;
+                Ok(())
+            }
+
+            async fn append_reading_in<'e, E>(executor: E, r: &$crate::fleet::ReadingRecord) -> $crate::Result<()>
+            where
+                E: sqlx::Executor<'e, Database = <$store as $crate::fleet::Backed>::Db>,
+            {
+                sqlx::query(
+                    "INSERT INTO vehicle_readings \
+                     (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (vehicle_id, at) DO NOTHING",
+                )
+                .bind(r.vehicle_id)
+                .bind(r.org_id)
+                .bind(r.at)
+                .bind(r.battery_level)
+                .bind(r.is_plugged_in)
+                .bind(r.is_charging)
+                .bind(r.is_at_home)
+                .bind(r.power_w)
+                .bind(r.energy_kwh)
+                .bind(r.price_eur_mwh)
+                .execute(executor)
+                .await?;
+                Ok(())
+            }
+
+            /// One fenced finish inside the caller's transaction.
+            async fn finish_in(
+                tx: &mut sqlx::Transaction<'static, <$store as $crate::fleet::Backed>::Db>,
+                lease: &$crate::fleet::Lease,
+                outcome: &$crate::fleet::CycleOutcome,
+            ) -> $crate::Result<bool> {
+                let row: Option<(sqlx::types::Json<voltplan_core::vehicle::EvSettings>,)> = sqlx::query_as(concat!(
+                    "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
+                    $for_update
+                ))
+                .bind(lease.vehicle_id)
+                .bind(&lease.worker_id)
+                .bind(lease.epoch)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((sqlx::types::Json(mut settings),)) = row else {
+                    return Ok(false);
+                };
+                if outcome.clear_boost_for_next_session {
+                    settings.boost_for_next_session = false;
+                }
+                if outcome.clear_boost_request {
+                    settings.boost_requested_at = None;
+                }
+                sqlx::query(
+                    // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the
+                    // vehicle is planned again at once with the new settings.
+                    "UPDATE electric_vehicles SET settings = $1, state = $2, runtime = $3, plan = $4, \
+                       next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
+                       lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
+                )
+                .bind(sqlx::types::Json(&settings))
+                .bind(sqlx::types::Json(&outcome.state))
+                .bind(sqlx::types::Json(&outcome.runtime))
+                .bind(outcome.plan.as_ref().map(sqlx::types::Json))
+                .bind(outcome.next_cycle_at)
+                .bind(lease.vehicle_id)
+                .bind(&lease.worker_id)
+                .bind(lease.epoch)
+                .execute(&mut **tx)
+                .await?;
+                for session in &outcome.sessions {
+                    Self::upsert_session_in(&mut **tx, session).await?;
+                }
+                if let Some(reading) = &outcome.reading {
+                    Self::append_reading_in(&mut **tx, reading).await?;
+                }
+                Ok(true)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::fleet::FleetStore for $store {
             async fn claim_vehicles(
@@ -372,44 +482,22 @@ macro_rules! fleet_store_impl {
                 outcome: &$crate::fleet::CycleOutcome,
             ) -> $crate::Result<bool> {
                 let mut tx = self.begin_write().await?;
-                let row: Option<(sqlx::types::Json<voltplan_core::vehicle::EvSettings>,)> = sqlx::query_as(concat!(
-                    "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
-                    $for_update
-                ))
-                .bind(lease.vehicle_id)
-                .bind(&lease.worker_id)
-                .bind(lease.epoch)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((sqlx::types::Json(mut settings),)) = row else {
-                    return Ok(false);
-                };
-                if outcome.clear_boost_for_next_session {
-                    settings.boost_for_next_session = false;
-                }
-                if outcome.clear_boost_request {
-                    settings.boost_requested_at = None;
-                }
-                sqlx::query(
-                    // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the
-                    // vehicle is planned again at once with the new settings.
-                    "UPDATE electric_vehicles SET settings = $1, state = $2, runtime = $3, plan = $4, \
-                       next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
-                       lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
-                )
-                .bind(sqlx::types::Json(&settings))
-                .bind(sqlx::types::Json(&outcome.state))
-                .bind(sqlx::types::Json(&outcome.runtime))
-                .bind(outcome.plan.as_ref().map(sqlx::types::Json))
-                .bind(outcome.next_cycle_at)
-                .bind(lease.vehicle_id)
-                .bind(&lease.worker_id)
-                .bind(lease.epoch)
-                .execute(&mut *tx)
-                .await?;
+                let written = Self::finish_in(&mut tx, lease, outcome).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(written)
+            }
+
+            async fn finish_cycles(
+                &self,
+                outcomes: &[($crate::fleet::Lease, $crate::fleet::CycleOutcome)],
+            ) -> $crate::Result<Vec<bool>> {
+                let mut tx = self.begin_write().await?;
+                let mut written = Vec::with_capacity(outcomes.len());
+                for (lease, outcome) in outcomes {
+                    written.push(Self::finish_in(&mut tx, lease, outcome).await?);
+                }
+                tx.commit().await?;
+                Ok(written)
             }
 
             async fn release_leases(&self, worker_id: &str) -> $crate::Result<u64> {
@@ -437,20 +525,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn upsert_session(&self, s: &$crate::fleet::SessionRecord) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO charging_sessions (id, org_id, vehicle_id, plug_in_time, unplug_time, data) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (id) DO UPDATE SET unplug_time = excluded.unplug_time, data = excluded.data",
-                )
-                .bind(s.id)
-                .bind(s.org_id)
-                .bind(s.vehicle_id)
-                .bind(s.plug_in_time)
-                .bind(s.unplug_time)
-                .bind(sqlx::types::Json(&s.data))
-                .execute(&self.write)
-                .await?;
-                Ok(())
+                Self::upsert_session_in(&self.write, s).await
             }
 
             async fn list_sessions(
@@ -541,24 +616,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn append_reading(&self, r: &$crate::fleet::ReadingRecord) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO vehicle_readings \
-                     (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (vehicle_id, at) DO NOTHING",
-                )
-                .bind(r.vehicle_id)
-                .bind(r.org_id)
-                .bind(r.at)
-                .bind(r.battery_level)
-                .bind(r.is_plugged_in)
-                .bind(r.is_charging)
-                .bind(r.is_at_home)
-                .bind(r.power_w)
-                .bind(r.energy_kwh)
-                .bind(r.price_eur_mwh)
-                .execute(&self.write)
-                .await?;
-                Ok(())
+                Self::append_reading_in(&self.write, r).await
             }
 
             async fn list_readings(

@@ -166,6 +166,15 @@ pub trait Store: PriceStore + FleetStore + Send + Sync + 'static {
         id: Uuid,
         include_deleted: bool,
     ) -> Result<VehicleRecord>;
+    /// A user and their vehicles in one round trip (the partner's most frequent call).
+    async fn list_vehicles_with_owner(
+        &self,
+        org: OrgScope,
+        user_id: Uuid,
+        include_deleted: bool,
+    ) -> Result<(UserRecord, Vec<VehicleRecord>)>;
+    /// A live vehicle of the organisation, whoever its owner (for routes that name only the vehicle).
+    async fn get_vehicle_in_org(&self, org: OrgScope, id: Uuid) -> Result<VehicleRecord>;
     async fn create_vehicle(&self, org: OrgScope, vehicle: &VehicleRecord)
     -> Result<VehicleRecord>;
     async fn update_vehicle(

@@ -37,6 +37,10 @@ crate::sql::store_impl!(
     for_update = " FOR UPDATE"
 );
 crate::prices::price_store_impl!(PgStore, db = Postgres);
+impl crate::fleet::Backed for PgStore {
+    type Db = Postgres;
+}
+
 crate::fleet::fleet_store_impl!(
     PgStore,
     skip_locked = " FOR UPDATE SKIP LOCKED",

@@ -155,6 +155,64 @@ impl TryFrom<VehicleRow> for VehicleRecord {
     }
 }
 
+/// A user joined with one of their vehicles (or none: LEFT JOIN).
+#[derive(sqlx::FromRow)]
+pub(crate) struct OwnerVehicleRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    v_id: Option<Uuid>,
+    v_building_id: Option<Uuid>,
+    v_price_zone: Option<String>,
+    v_settings: Option<Json<EvSettings>>,
+    v_state: Option<Json<EvState>>,
+    v_created_at: Option<DateTime<Utc>>,
+    v_updated_at: Option<DateTime<Utc>>,
+    v_deleted_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn owner_and_vehicles(
+    rows: Vec<OwnerVehicleRow>,
+) -> Result<(UserRecord, Vec<VehicleRecord>), StoreError> {
+    let mut owner = None;
+    let mut vehicles = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let (
+            Some(id),
+            Some(zone),
+            Some(settings),
+            Some(state),
+            Some(created_at),
+            Some(updated_at),
+        ) = (
+            row.v_id,
+            row.v_price_zone,
+            row.v_settings,
+            row.v_state,
+            row.v_created_at,
+            row.v_updated_at,
+        ) {
+            vehicles.push(VehicleRecord {
+                id,
+                org_id: row.user.org_id,
+                user_id: row.user.id,
+                building_id: row.v_building_id,
+                price_zone: zone
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("vehicle {id}: {e}")))?,
+                settings: settings.0,
+                state: state.0,
+                created_at,
+                updated_at,
+                deleted_at: row.v_deleted_at,
+            });
+        }
+        if owner.is_none() {
+            owner = Some(UserRecord::try_from(row.user)?);
+        }
+    }
+    Ok((owner.ok_or(StoreError::NotFound)?, vehicles))
+}
+
 pub(crate) fn map_unique(err: sqlx::Error, field: &'static str) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { field },
@@ -626,6 +684,42 @@ macro_rules! store_impl {
                 .bind(user_id)
                 .bind(id)
                 .bind(include_deleted)
+                .fetch_optional(&self.read)
+                .await?;
+                row.ok_or($crate::StoreError::NotFound)?.try_into()
+            }
+
+            async fn list_vehicles_with_owner(
+                &self,
+                org: $crate::OrgScope,
+                user_id: uuid::Uuid,
+                include_deleted: bool,
+            ) -> $crate::Result<($crate::UserRecord, Vec<$crate::VehicleRecord>)> {
+                let rows: Vec<$crate::sql::OwnerVehicleRow> = sqlx::query_as(
+                    "SELECT u.id, u.org_id, u.email, u.role, u.external_user_id, u.profile, u.created_at, u.updated_at, \
+                       u.deleted_at, v.id AS v_id, v.building_id AS v_building_id, v.price_zone AS v_price_zone, \
+                       v.settings AS v_settings, v.state AS v_state, v.created_at AS v_created_at, \
+                       v.updated_at AS v_updated_at, v.deleted_at AS v_deleted_at \
+                     FROM users u LEFT JOIN electric_vehicles v \
+                       ON v.org_id = u.org_id AND v.user_id = u.id AND ($3 OR v.deleted_at IS NULL) \
+                     WHERE u.org_id = $1 AND u.id = $2 AND ($3 OR u.deleted_at IS NULL) \
+                     ORDER BY v.created_at, v.id",
+                )
+                .bind(org.id())
+                .bind(user_id)
+                .bind(include_deleted)
+                .fetch_all(&self.read)
+                .await?;
+                $crate::sql::owner_and_vehicles(rows)
+            }
+
+            async fn get_vehicle_in_org(&self, org: $crate::OrgScope, id: uuid::Uuid) -> $crate::Result<$crate::VehicleRecord> {
+                let row: Option<$crate::sql::VehicleRow> = sqlx::query_as(
+                    "SELECT id, org_id, user_id, building_id, price_zone, settings, state, created_at, updated_at, deleted_at \
+                     FROM electric_vehicles WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+                )
+                .bind(org.id())
+                .bind(id)
                 .fetch_optional(&self.read)
                 .await?;
                 row.ok_or($crate::StoreError::NotFound)?.try_into()

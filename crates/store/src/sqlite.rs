@@ -44,4 +44,8 @@ impl SqliteStore {
 
 crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
+impl crate::fleet::Backed for SqliteStore {
+    type Db = Sqlite;
+}
+
 crate::fleet::fleet_store_impl!(SqliteStore, skip_locked = "", for_update = "");

@@ -133,12 +133,14 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
 
     let mut cycles = 0usize;
     let mut commands = 0usize;
+    let mut replans = 0usize;
     let began = Instant::now();
     for _ in 0..steps {
         loop {
             let stats = worker.run_once().await.expect("run_once");
             cycles += stats.completed;
             commands += stats.commands_sent;
+            replans += stats.replanned;
             if stats.claimed == 0 {
                 break;
             }
@@ -148,7 +150,7 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
     }
     let elapsed = began.elapsed().as_secs_f64();
     println!(
-        "{name}: {cycles} cycles ({cars} cars × {steps} steps, batch {batch}, concurrency {concurrency}, {commands} commands) \
+        "{name}: {cycles} cycles ({cars} cars × {steps} steps, batch {batch}, concurrency {concurrency}, {commands} commands, {replans} plans) \
          in {elapsed:.2} s = {:.0} cycles/s",
         cycles as f64 / elapsed
     );

@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use voltplan_core::vehicle::{BoostState, EvSettings, EvState};
 
 use crate::monitor::Observed;
-use crate::runtime::VehicleRuntime;
 
 /// What the cycle must clear in the partner's settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,7 +30,6 @@ pub const END_UNPLUGGED: &str = "unplugged";
 pub fn apply(
     settings: &EvSettings,
     state: &mut EvState,
-    _rt: &mut VehicleRuntime,
     observed: &Observed,
     plugged_in_now: bool,
     now: DateTime<Utc>,
@@ -60,7 +58,8 @@ pub fn apply(
         }
     }
     if !crate::boost_active(state) {
-        state.boost_state = if observed.plugged_in && !observed.is_full() {
+        // Podero: `unavailable` while full, already charging, or not connected.
+        state.boost_state = if observed.plugged_in && !observed.is_full() && !observed.charging {
             BoostState::Available
         } else {
             BoostState::Unavailable

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
+use serde::Deserialize;
 use tracing::Instrument;
 use uuid::Uuid;
 use voltplan_clouds::{
@@ -86,8 +87,8 @@ impl WorkerConfig {
     pub fn new(worker_id: impl Into<String>) -> Self {
         Self {
             worker_id: worker_id.into(),
-            batch_size: 256,
-            concurrency: 32,
+            batch_size: 512,
+            concurrency: 64,
             lease_for: Duration::minutes(2),
             idle_interval: Duration::minutes(5),
             plugged_interval: Duration::minutes(5),
@@ -242,6 +243,8 @@ pub struct CycleStats {
     pub failed: usize,
     /// Commands sent to clouds.
     pub commands_sent: usize,
+    /// Cycles that re-planned (the others kept their plan).
+    pub replanned: usize,
 }
 
 /// One worker process's view of the fleet.
@@ -392,20 +395,28 @@ impl Worker {
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
+        let mut finishes = Vec::with_capacity(results.len());
         for result in results {
             match result {
                 Ok(r) => {
                     stats.commands_sent += r.commands_sent;
-                    if r.written {
-                        stats.completed += 1;
-                    } else {
-                        stats.lost_leases += 1;
-                    }
+                    stats.replanned += usize::from(r.replanned);
+                    finishes.push(r.finish);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "vehicle cycle failed; retried when its lease expires");
                     stats.failed += 1;
                 }
+            }
+        }
+        // One commit for the whole batch: on PostgreSQL a commit per vehicle dominated the cycle.
+        let written = self.store.finish_cycles(&finishes).await?;
+        for ((lease, _), written) in finishes.iter().zip(written) {
+            if written {
+                stats.completed += 1;
+            } else {
+                tracing::warn!(vehicle_id = %lease.vehicle_id, "lease lost before the cycle finished; nothing written");
+                stats.lost_leases += 1;
             }
         }
         Ok(stats)
@@ -511,17 +522,22 @@ impl Worker {
             coverage_end: None,
         };
         let book: &PriceBook = book.as_deref().unwrap_or(&empty_book);
-        let mut rt = claimed
-            .runtime
-            .as_ref()
-            .and_then(|v| serde_json::from_value::<VehicleRuntime>(v.clone()).ok())
-            .unwrap_or_default();
+        let mut rt = match claimed.runtime.as_ref().map(VehicleRuntime::deserialize) {
+            Some(Ok(rt)) => rt,
+            Some(Err(error)) => {
+                // Losing the runtime loses the open session's bookkeeping, not the car's safety:
+                // the next readings rebuild it.
+                tracing::warn!(%error, "unreadable runtime document; starting afresh");
+                VehicleRuntime::default()
+            }
+            None => VehicleRuntime::default(),
+        };
         let settings = &claimed.vehicle.settings;
         let mut state = claimed.vehicle.state.clone();
         let mut plan: Option<Plan> = claimed
             .plan
             .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
+            .and_then(|v| Plan::deserialize(v).ok());
         let mut outcome_flags = boost::BoostEffects::default();
         let mut commands_sent = 0;
 
@@ -539,6 +555,7 @@ impl Worker {
                         next,
                         outcome_flags,
                         commands_sent,
+                        (Vec::new(), None),
                     )
                     .await;
             }
@@ -554,6 +571,7 @@ impl Worker {
                         next,
                         outcome_flags,
                         commands_sent,
+                        (Vec::new(), None),
                     )
                     .await;
             }
@@ -562,13 +580,15 @@ impl Worker {
         let observed =
             monitor::apply_reading(&mut state, &mut rt, &reading, claimed.home, settings, now);
         let transition = session::track(&mut rt, &mut state, &observed, &claimed, book);
-        if let Some(closed) = &transition.closed {
-            self.store.upsert_session(closed).await?;
+        // Sessions and readings are written with the fenced finish: a worker that lost its lease
+        // writes none of them.
+        let mut sessions = Vec::new();
+        if let Some(closed) = transition.closed.clone() {
+            sessions.push(closed);
         }
         outcome_flags = boost::apply(
             settings,
             &mut state,
-            &mut rt,
             &observed,
             transition.plugged_in_now,
             now,
@@ -584,8 +604,11 @@ impl Worker {
             .as_ref()
             .and_then(|p| p.deadline)
             .is_some_and(|d| d <= now);
-        if rt.plan_inputs_hash != Some(inputs_hash) || drifted || deadline_passed || plan.is_none()
-        {
+        let replan = rt.plan_inputs_hash != Some(inputs_hash)
+            || drifted
+            || deadline_passed
+            || plan.is_none();
+        if replan {
             plan = match PlanInput::from_ev(
                 settings,
                 &state,
@@ -628,22 +651,26 @@ impl Worker {
         commands_sent += steered.commands_sent;
 
         if let Some(open) = session::update(&mut rt, &mut state, &observed, book, now, &claimed) {
-            self.store.upsert_session(&open).await?;
+            sessions.push(open);
         }
-        monitor::append_reading(self.store.as_ref(), &claimed, &observed, book, now).await?;
+        let reading = monitor::reading_to_report(&claimed, &mut rt, &observed, book, now);
 
         let next =
             schedule::next_cycle_at(&state, &rt, settings, plan.as_ref(), &observed, now, cfg);
-        self.finish(
-            &claimed,
-            state,
-            rt,
-            plan,
-            next,
-            outcome_flags,
-            commands_sent,
-        )
-        .await
+        let mut result = self
+            .finish(
+                &claimed,
+                state,
+                rt,
+                plan,
+                next,
+                outcome_flags,
+                commands_sent,
+                (sessions, reading),
+            )
+            .await?;
+        result.replanned = replan;
+        Ok(result)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -656,6 +683,10 @@ impl Worker {
         next_cycle_at: DateTime<Utc>,
         flags: boost::BoostEffects,
         commands_sent: usize,
+        (sessions, reading): (
+            Vec<voltplan_store::fleet::SessionRecord>,
+            Option<voltplan_store::fleet::ReadingRecord>,
+        ),
     ) -> Result<CycleResult, WorkerError> {
         let outcome = CycleOutcome {
             state,
@@ -664,21 +695,23 @@ impl Worker {
             next_cycle_at,
             clear_boost_for_next_session: flags.clear_boost_for_next_session,
             clear_boost_request: flags.clear_boost_request,
+            sessions,
+            reading,
         };
-        let written = self.store.finish_cycle(&claimed.lease, &outcome).await?;
-        if !written {
-            tracing::warn!("lease lost before the cycle finished; nothing written");
-        }
+        // Written with the rest of the batch, in one transaction (see `run_once`).
         Ok(CycleResult {
-            written,
+            finish: (claimed.lease.clone(), outcome),
             commands_sent,
+            replanned: false,
         })
     }
 }
 
 struct CycleResult {
-    written: bool,
+    /// The fenced write that ends this vehicle's cycle.
+    finish: (voltplan_store::fleet::Lease, CycleOutcome),
     commands_sent: usize,
+    replanned: bool,
 }
 
 fn cloud_ref(vehicle: &voltplan_store::VehicleRecord) -> CloudVehicleRef {
@@ -729,5 +762,96 @@ pub(crate) fn status_for_failures(failures: u32, for_error: u32) -> StatusLevel 
         0 => StatusLevel::Ok,
         n if n < for_error => StatusLevel::Warning,
         _ => StatusLevel::Error,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use voltplan_core::planner::{Plan, PlanInterval, PlanMode, Reason};
+
+    pub fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 11, 12, 22, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    /// A plan charging 10 points per block over the given `[start, end)` minute offsets from `t0`.
+    pub fn plan_with(blocks: &[(i64, i64)]) -> Plan {
+        let mut level = 30.0;
+        let intervals: Vec<PlanInterval> = blocks
+            .iter()
+            .map(|&(a, b)| {
+                level += 10.0;
+                PlanInterval {
+                    start: t0() + Duration::minutes(a),
+                    end: t0() + Duration::minutes(b),
+                    power_w: 11_000.0,
+                    reason: Reason::Target,
+                    energy_kwh: 6.0,
+                    cost_eur: 0.5,
+                    battery_level_end: level,
+                    uses_forecast_prices: false,
+                }
+            })
+            .collect();
+        Plan {
+            mode: PlanMode::Smart,
+            charging_blocks: intervals.len(),
+            intervals,
+            energy_kwh: 6.0 * blocks.len() as f64,
+            expected_cost_eur: 0.5 * blocks.len() as f64,
+            baseline_cost_eur: 1.0 * blocks.len() as f64,
+            savings_eur: 0.5 * blocks.len() as f64,
+            average_price_eur_mwh: None,
+            start_battery_level: 30.0,
+            final_battery_level: level,
+            target_level: Some(level),
+            deadline: Some(t0() + Duration::hours(8)),
+            battery_level_at_deadline: Some(level),
+            ready_by: None,
+            feasible: true,
+            uses_forecast_prices: false,
+            forecast_prices: Vec::new(),
+            explanation: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{plan_with, t0};
+    use super::*;
+
+    #[test]
+    fn expected_level_interpolates_within_blocks_and_holds_between_them() {
+        let plan = plan_with(&[(0, 60), (120, 180)]);
+        assert_eq!(expected_level_at(&plan, t0() - Duration::minutes(5)), 30.0);
+        assert!((expected_level_at(&plan, t0() + Duration::minutes(30)) - 35.0).abs() < 1e-9);
+        assert_eq!(expected_level_at(&plan, t0() + Duration::minutes(90)), 40.0);
+        assert_eq!(expected_level_at(&plan, t0() + Duration::hours(5)), 50.0);
+    }
+
+    #[test]
+    fn price_book_splits_energy_over_the_slots_it_spans() {
+        let slot = |h: i64, price: f64| PriceSlot {
+            start: t0() + Duration::hours(h),
+            end: t0() + Duration::hours(h + 1),
+            price_eur_mwh: price,
+        };
+        let book = PriceBook {
+            slots: vec![slot(0, 100.0), slot(1, 300.0)],
+            coverage_end: None,
+        };
+        // 2 kWh over 30 min on each side of the boundary: 1 kWh at 100, 1 kWh at 300.
+        let cost = book.cost_of(
+            2.0,
+            t0() + Duration::minutes(30),
+            t0() + Duration::minutes(90),
+        );
+        assert!((cost - 0.4).abs() < 1e-9);
+        // At 11 kW from the start: 11 kWh at 100, then 1 kWh at 300.
+        let baseline = book.cost_charging_at_once(12.0, 11.0, t0());
+        assert!((baseline - (1.1 + 0.3)).abs() < 1e-9);
     }
 }

@@ -15,7 +15,6 @@ use chrono::{DateTime, Duration, Utc};
 use voltplan_clouds::{CloudError, VehicleReading};
 use voltplan_core::planner::is_at_home;
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
-use voltplan_store::FleetStore;
 use voltplan_store::fleet::{ClaimedVehicle, ReadingRecord};
 
 use crate::runtime::VehicleRuntime;
@@ -248,14 +247,31 @@ pub fn apply_no_cloud(state: &mut EvState, reason: &str, now: DateTime<Utc>) {
     state.steering_status = StatusLevel::Error;
 }
 
-/// Appends this cycle's observation to the `/data` time series.
-pub async fn append_reading(
-    store: &dyn voltplan_store::Store,
+/// A quiet car (unchanged, drawing nothing) still gets a row this often.
+const QUIET_READING_EVERY: Duration = Duration::minutes(15);
+
+/// This cycle's observation for the `/data` time series, when it says something new: the
+/// car drew energy, its plug, charging or home state changed, or the last row is
+/// `QUIET_READING_EVERY` old. A row's `energy_kwh` is the energy since the previous row, so
+/// skipping quiet rows loses nothing (and saves a write per cycle on an idle fleet).
+/// The row is returned, to be written with the cycle's fenced finish.
+pub fn reading_to_report(
     claimed: &ClaimedVehicle,
+    rt: &mut VehicleRuntime,
     observed: &Observed,
     book: &PriceBook,
     now: DateTime<Utc>,
-) -> Result<(), voltplan_store::StoreError> {
+) -> Option<ReadingRecord> {
+    rt.unreported_energy_kwh += observed.energy_kwh;
+    let flags = (observed.plugged_in, observed.charging, observed.at_home);
+    let due = rt.unreported_energy_kwh > 0.0
+        || rt.last_reported_flags != Some(flags)
+        || rt
+            .last_reported_at
+            .is_none_or(|at| observed.at - at >= QUIET_READING_EVERY);
+    if !due {
+        return None;
+    }
     let record = ReadingRecord {
         vehicle_id: claimed.vehicle.id,
         org_id: claimed.vehicle.org_id,
@@ -265,8 +281,11 @@ pub async fn append_reading(
         is_charging: Some(observed.charging),
         is_at_home: Some(observed.at_home),
         power_w: Some(observed.rate_w),
-        energy_kwh: Some(observed.energy_kwh),
+        energy_kwh: Some(rt.unreported_energy_kwh),
         price_eur_mwh: book.price_at(now),
     };
-    FleetStore::append_reading(store, &record).await
+    rt.unreported_energy_kwh = 0.0;
+    rt.last_reported_flags = Some(flags);
+    rt.last_reported_at = Some(observed.at);
+    Some(record)
 }

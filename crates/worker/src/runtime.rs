@@ -34,6 +34,11 @@ pub struct VehicleRuntime {
     pub fallback: bool,
     pub plan_inputs_hash: Option<u64>,
     pub consumption: Consumption,
+    /// The last row of the `/data` time series: when, its (plugged, charging, at home) flags, and
+    /// the energy drawn since (quiet cycles write no row).
+    pub last_reported_at: Option<DateTime<Utc>>,
+    pub last_reported_flags: Option<(bool, bool, bool)>,
+    pub unreported_energy_kwh: f64,
 }
 
 /// A charging session between plug-in and unplug, written to the store as it goes.

@@ -104,3 +104,19 @@ pub fn after_read_failure(
     };
     now + wait.max(cfg.min_interval)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{plan_with, t0};
+
+    #[test]
+    fn next_switch_skips_the_joint_of_contiguous_intervals() {
+        let plan = plan_with(&[(0, 30), (30, 60), (120, 150)]);
+        let at = |m: i64| t0() + Duration::minutes(m);
+        assert_eq!(next_switch(&plan, at(-10)), Some(at(0)));
+        assert_eq!(next_switch(&plan, at(10)), Some(at(60)));
+        assert_eq!(next_switch(&plan, at(70)), Some(at(120)));
+        assert_eq!(next_switch(&plan, at(150)), None);
+    }
+}

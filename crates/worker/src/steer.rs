@@ -386,3 +386,98 @@ fn current_mode(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::OpenSession;
+    use crate::test_support::{plan_with, t0};
+    use uuid::Uuid;
+
+    fn observed(plugged_in: bool) -> Observed {
+        Observed {
+            at: t0(),
+            level_pct: Some(40.0),
+            plugged_in,
+            charging: false,
+            rate_w: 0.0,
+            at_home: true,
+            cap_pct: 100.0,
+            energy_kwh: 0.0,
+            energy_since: t0(),
+        }
+    }
+
+    fn runtime_with_session(id: Uuid) -> VehicleRuntime {
+        VehicleRuntime {
+            session: Some(OpenSession {
+                id,
+                plug_in_time: t0(),
+                data: Default::default(),
+                baseline_power_kw: 11.0,
+                planned_baseline_eur: None,
+                charging_seconds: 0.0,
+                last_written_at: None,
+            }),
+            ..VehicleRuntime::default()
+        }
+    }
+
+    #[test]
+    fn decisions_name_the_switch_not_the_moment_or_the_lease() {
+        let session = Uuid::from_u128(7);
+        let rt = runtime_with_session(session);
+        let plan = plan_with(&[(0, 30), (30, 60), (120, 150)]);
+        let settings = EvSettings::default();
+        let at = |m: i64| t0() + Duration::minutes(m);
+        let act = |m: i64| desired(Some(&plan), &settings, &rt, &observed(true), at(m));
+        let start = format!("{session}:{}:start", at(0).timestamp());
+        // Anywhere in the contiguous block: the same decision, hence the same key.
+        assert_eq!(
+            act(5),
+            Desired::Act {
+                command: CommandKind::StartCharging,
+                decision: start.clone()
+            }
+        );
+        assert_eq!(
+            act(45),
+            Desired::Act {
+                command: CommandKind::StartCharging,
+                decision: start
+            }
+        );
+        let stop = format!("{session}:{}:stop", at(60).timestamp());
+        assert_eq!(
+            act(90),
+            Desired::Act {
+                command: CommandKind::StopCharging,
+                decision: stop
+            }
+        );
+        let before = format!("{session}:plug_in:stop");
+        assert_eq!(
+            act(-5),
+            Desired::Act {
+                command: CommandKind::StopCharging,
+                decision: before
+            }
+        );
+        assert_eq!(
+            desired(Some(&plan), &settings, &rt, &observed(false), at(5)),
+            Desired::Leave
+        );
+        assert_eq!(
+            idempotency_key(Uuid::from_u128(1), "d", 2),
+            "00000000-0000-0000-0000-000000000001:d:2"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let cfg = WorkerConfig::new("t");
+        assert_eq!(backoff(&cfg, 1), Duration::seconds(30));
+        assert_eq!(backoff(&cfg, 3), Duration::minutes(2));
+        assert_eq!(backoff(&cfg, 30), Duration::minutes(10));
+    }
+}

@@ -4,6 +4,7 @@
 pub mod limiter;
 pub mod oauth;
 pub mod secret;
+pub mod token_cache;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header::AUTHORIZATION;
@@ -43,10 +44,17 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or(ApiError::Unauthorized(
                 "Malformed Authorization header: expected \"Bearer <token>\"",
             ))?;
-        let found = state
-            .store()
-            .find_access_token(&secret::token_hash(token))
-            .await?;
+        let hash = secret::token_hash(token);
+        let found = match state.0.tokens.get(&hash) {
+            Some(cached) => Some(cached),
+            None => {
+                let found = state.store().find_access_token(&hash).await?;
+                if let Some(t) = &found {
+                    state.0.tokens.insert(hash, t.clone());
+                }
+                found
+            }
+        };
         match found {
             Some(t) if t.expires_at > state.now() => Ok(Principal {
                 org_id: t.org_id,

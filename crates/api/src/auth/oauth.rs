@@ -387,9 +387,11 @@ pub async fn revoke(
                 )
             })?;
         authenticate_client(&state, ip, &client_id, &client_secret).await?;
+        let hash = secret::token_hash(token);
+        state.0.tokens.remove(&hash);
         state
             .store()
-            .revoke_access_token(&secret::token_hash(token), &client_id, state.now())
+            .revoke_access_token(&hash, &client_id, state.now())
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "revoking a token failed");
