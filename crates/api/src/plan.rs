@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -22,6 +23,38 @@ pub struct PlanOut {
     /// vehicle starts unplugged), `no_cycle_yet` (the worker has not observed the vehicle yet) or
     /// `not_planned_yet` (the next cycle will make one).
     pub reason: Option<String>,
+    /// The day-ahead prices of the plan's window (from its first interval to its deadline or last
+    /// interval), as the planner saw them for this organisation: its uploads over public prices.
+    /// Slots the planner had to forecast are listed in `plan.forecast_prices`.
+    pub prices: Vec<PlanPriceOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanPriceOut {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub price_eur_mwh: f64,
+    /// `entsoe`, `upload`, `file:<name>`…
+    pub source: String,
+}
+
+/// The instants a stored plan spans, read leniently: the plan's schema belongs to the worker.
+fn plan_window(plan: &serde_json::Value) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let instant = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok());
+    let intervals = plan.get("intervals")?.as_array()?;
+    let start = intervals
+        .iter()
+        .filter_map(|i| i.get("start").and_then(instant))
+        .min()?;
+    let last_end = intervals
+        .iter()
+        .filter_map(|i| i.get("end").and_then(instant))
+        .max()?;
+    let end = plan
+        .get("deadline")
+        .and_then(instant)
+        .map_or(last_end, |d| d.max(last_end));
+    Some((start, end))
 }
 
 /// Get the vehicle's current charging plan (Voltplan extension).
@@ -54,8 +87,24 @@ pub async fn get_plan(
         }
         None => Some("not_planned_yet"),
     };
+    let prices = match plan.as_ref().and_then(plan_window) {
+        Some((from, to)) => state
+            .store()
+            .read_prices(vehicle.price_zone, Some(access.org), from, to)
+            .await?
+            .into_iter()
+            .map(|p| PlanPriceOut {
+                start: p.start,
+                end: p.end,
+                price_eur_mwh: p.price_eur_mwh,
+                source: p.source,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Json(PlanOut {
         plan,
         reason: reason.map(str::to_owned),
+        prices,
     }))
 }

@@ -274,7 +274,10 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
         let plan_path = format!("{}/plan", ev_path(t.org_id, user, ev));
         let (status, body) = s.get(&t.token, &plan_path).await;
         assert_eq!(status, 200);
-        assert_eq!(body, json!({"plan": null, "reason": "not_plugged_in"}));
+        assert_eq!(
+            body,
+            json!({"plan": null, "reason": "not_plugged_in", "prices": []})
+        );
 
         let waiting = insert_ev(&s, &t, user, plugged(30)).await;
         let (_, body) = s
@@ -283,7 +286,10 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
                 &format!("{}/plan", ev_path(t.org_id, user, waiting)),
             )
             .await;
-        assert_eq!(body, json!({"plan": null, "reason": "no_cycle_yet"}));
+        assert_eq!(
+            body,
+            json!({"plan": null, "reason": "no_cycle_yet", "prices": []})
+        );
 
         // The worker stores a plan at the end of a cycle.
         let claimed = s
@@ -297,7 +303,29 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
             .unwrap()
             .lease
             .clone();
-        let plan = json!({"slots": [{"start": "2026-11-26T13:00:00Z", "kw": 11.0}]});
+        let plan = json!({
+            "intervals": [{"start": "2026-11-26T13:00:00Z", "end": "2026-11-26T14:00:00Z", "power_w": 11000.0}],
+            "deadline": "2026-11-26T15:00:00Z"
+        });
+        // Four hourly public prices around the plan; the plan's window (13:00–15:00) holds two.
+        let hour = |h: u32| Utc.with_ymd_and_hms(2026, 11, 26, h, 0, 0).unwrap();
+        let slots: Vec<voltplan_core::PriceSlot> = (11..15)
+            .map(|h| voltplan_core::PriceSlot {
+                start: hour(h),
+                end: hour(h + 1),
+                price_eur_mwh: f64::from(h),
+            })
+            .collect();
+        s.store
+            .upsert_prices(
+                voltplan_core::PriceZone::At,
+                None,
+                "entsoe",
+                &slots,
+                s.clock_now(),
+            )
+            .await
+            .unwrap();
         let finished = s
             .store
             .finish_cycle(
@@ -317,7 +345,16 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
             .unwrap();
         assert!(finished);
         let (_, body) = s.get(&t.token, &plan_path).await;
-        assert_eq!(body, json!({"plan": plan, "reason": null}));
+        assert_eq!(body["plan"], plan);
+        assert_eq!(body["reason"], Value::Null);
+        let prices: Vec<f64> = body["prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["price_eur_mwh"].as_f64().unwrap())
+            .collect();
+        assert_eq!(prices, vec![13.0, 14.0]);
+        assert_eq!(body["prices"][0]["source"], "entsoe");
 
         let other = s.tenant("Utility B").await;
         let (status, _) = s.get(&other.token, &plan_path).await;

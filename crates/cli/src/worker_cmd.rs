@@ -16,10 +16,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "VOLTPLAN_WORKER_ID")]
     pub worker_id: Option<String>,
     /// Vehicles claimed per batch.
-    #[arg(long, env = "VOLTPLAN_WORKER_BATCH", default_value_t = 256)]
+    #[arg(long, env = "VOLTPLAN_WORKER_BATCH", default_value_t = 512)]
     pub batch_size: i64,
     /// Vehicle cycles run at the same time.
-    #[arg(long, env = "VOLTPLAN_WORKER_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "VOLTPLAN_WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
 }
 
