@@ -387,33 +387,40 @@ macro_rules! fleet_store_impl {
                 lease: &$crate::fleet::Lease,
                 outcome: &$crate::fleet::CycleOutcome,
             ) -> $crate::Result<bool> {
-                let row: Option<(sqlx::types::Json<voltplan_core::vehicle::EvSettings>,)> = sqlx::query_as(concat!(
-                    "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
-                    $for_update
-                ))
-                .bind(lease.vehicle_id)
-                .bind(&lease.worker_id)
-                .bind(lease.epoch)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let Some((sqlx::types::Json(mut settings),)) = row else {
-                    return Ok(false);
+                // Settings are the partner's: only read (and locked) when a boost flag must be
+                // cleared, so a steady cycle is a single fenced UPDATE.
+                let settings = if outcome.clear_boost_for_next_session || outcome.clear_boost_request {
+                    let row: Option<(sqlx::types::Json<voltplan_core::vehicle::EvSettings>,)> = sqlx::query_as(concat!(
+                        "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
+                        $for_update
+                    ))
+                    .bind(lease.vehicle_id)
+                    .bind(&lease.worker_id)
+                    .bind(lease.epoch)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let Some((sqlx::types::Json(mut settings),)) = row else {
+                        return Ok(false);
+                    };
+                    if outcome.clear_boost_for_next_session {
+                        settings.boost_for_next_session = false;
+                    }
+                    if outcome.clear_boost_request {
+                        settings.boost_requested_at = None;
+                    }
+                    Some(settings)
+                } else {
+                    None
                 };
-                if outcome.clear_boost_for_next_session {
-                    settings.boost_for_next_session = false;
-                }
-                if outcome.clear_boost_request {
-                    settings.boost_requested_at = None;
-                }
-                sqlx::query(
+                let done = sqlx::query(
                     // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the
                     // vehicle is planned again at once with the new settings.
-                    "UPDATE electric_vehicles SET settings = $1, state = $2, runtime = $3, plan = $4, \
+                    "UPDATE electric_vehicles SET settings = COALESCE($1, settings), state = $2, runtime = $3, plan = $4, \
                        next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
                        lease_owner = NULL, lease_until = NULL \
                      WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
                 )
-                .bind(sqlx::types::Json(&settings))
+                .bind(settings.as_ref().map(sqlx::types::Json))
                 .bind(sqlx::types::Json(&outcome.state))
                 .bind(sqlx::types::Json(&outcome.runtime))
                 .bind(outcome.plan.as_ref().map(sqlx::types::Json))
@@ -423,6 +430,9 @@ macro_rules! fleet_store_impl {
                 .bind(lease.epoch)
                 .execute(&mut **tx)
                 .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
                 for session in &outcome.sessions {
                     Self::upsert_session_in(&mut **tx, session).await?;
                 }

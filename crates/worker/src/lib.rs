@@ -18,6 +18,7 @@
 
 pub mod boost;
 pub mod monitor;
+pub mod price_fetch;
 pub mod runtime;
 pub mod schedule;
 pub mod session;
