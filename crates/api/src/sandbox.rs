@@ -258,6 +258,21 @@ async fn simulated<'s>(
     Ok(sandbox)
 }
 
+/// Runs a driver action and makes the vehicle due for a worker cycle at once, as a real cloud's
+/// event (webhook) would, so the worker reacts within one cycle instead of at its next poll.
+async fn act(
+    state: &AppState,
+    access: &OrgAccess,
+    id: Uuid,
+    field: &str,
+    action: impl FnOnce(&SandboxCloud) -> Result<SandboxSnapshot, SandboxError>,
+) -> SandboxResult {
+    let sandbox = simulated(state, access, id).await?;
+    let snapshot = driven(action(sandbox), field)?;
+    state.store().wake_vehicle(access.org, id).await?;
+    Ok(snapshot)
+}
+
 fn driven(result: Result<SandboxSnapshot, SandboxError>, field: &str) -> SandboxResult {
     match result {
         Ok(snapshot) => Ok(Json(snapshot.into())),
@@ -316,7 +331,7 @@ pub async fn plug_in(
     Ids(path): Ids<SandboxVehiclePath>,
 ) -> SandboxResult {
     let id = path.electric_vehicle_id;
-    driven(simulated(&state, &access, id).await?.plug_in(id), "id")
+    act(&state, &access, id, "id", |sandbox| sandbox.plug_in(id)).await
 }
 
 /// Unplug the car (ends a live boost, as on a real car).
@@ -330,7 +345,7 @@ pub async fn unplug(
     Ids(path): Ids<SandboxVehiclePath>,
 ) -> SandboxResult {
     let id = path.electric_vehicle_id;
-    driven(simulated(&state, &access, id).await?.unplug(id), "id")
+    act(&state, &access, id, "id", |sandbox| sandbox.unplug(id)).await
 }
 
 /// Drive `km` away at once (northwards), draining the battery; the car must be unplugged (409).
@@ -346,7 +361,7 @@ pub async fn drive(
 ) -> SandboxResult {
     let km = required_number(body, "km", 2000.0)?;
     let id = path.electric_vehicle_id;
-    driven(simulated(&state, &access, id).await?.drive(id, km), "km")
+    act(&state, &access, id, "km", |sandbox| sandbox.drive(id, km)).await
 }
 
 /// Set the car's state of charge.
@@ -362,10 +377,10 @@ pub async fn set_level(
 ) -> SandboxResult {
     let level = required_number(body, "battery_level", 100.0)?;
     let id = path.electric_vehicle_id;
-    driven(
-        simulated(&state, &access, id).await?.set_level(id, level),
-        "battery_level",
-    )
+    act(&state, &access, id, "battery_level", |sandbox| {
+        sandbox.set_level(id, level)
+    })
+    .await
 }
 
 /// The owner revokes Voltplan's access: every cloud call for the car fails until restored, and
@@ -380,12 +395,10 @@ pub async fn revoke_authorization(
     Ids(path): Ids<SandboxVehiclePath>,
 ) -> SandboxResult {
     let id = path.electric_vehicle_id;
-    driven(
-        simulated(&state, &access, id)
-            .await?
-            .revoke_authorization(id),
-        "id",
-    )
+    act(&state, &access, id, "id", |sandbox| {
+        sandbox.revoke_authorization(id)
+    })
+    .await
 }
 
 /// Give Voltplan its access back.
@@ -399,10 +412,8 @@ pub async fn restore_authorization(
     Ids(path): Ids<SandboxVehiclePath>,
 ) -> SandboxResult {
     let id = path.electric_vehicle_id;
-    driven(
-        simulated(&state, &access, id)
-            .await?
-            .restore_authorization(id),
-        "id",
-    )
+    act(&state, &access, id, "id", |sandbox| {
+        sandbox.restore_authorization(id)
+    })
+    .await
 }

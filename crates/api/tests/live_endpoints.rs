@@ -768,10 +768,52 @@ async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
         assert_eq!(body["plugged_in"], false);
         assert_eq!(body["is_authorized"], true);
 
+        // A worker cycles the car, which is then not due for minutes…
+        let claimed = s
+            .store
+            .claim_vehicles("w1", s.clock_now(), Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let lease = claimed
+            .into_iter()
+            .find(|c| c.vehicle.id == ev)
+            .unwrap()
+            .lease;
+        let outcome = CycleOutcome {
+            state: EvState::default(),
+            runtime: json!({}),
+            plan: None,
+            next_cycle_at: s.clock_now() + Duration::minutes(5),
+            clear_boost_for_next_session: false,
+            clear_boost_request: false,
+            sessions: Vec::new(),
+            reading: None,
+        };
+        assert!(s.store.finish_cycle(&lease, &outcome).await.unwrap());
+        assert!(
+            s.store
+                .claim_vehicles("w1", s.clock_now(), Duration::minutes(1), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
         let (status, body) = s.post_empty(&t.token, &format!("{base}/plug-in")).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["plugged_in"], true);
         assert!(sandbox.snapshot(ev).unwrap().plugged_in);
+        // …until a driver action wakes it: the worker sees the plug-in in its next round.
+        let due = s
+            .store
+            .claim_vehicles("w1", s.clock_now(), Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            due.iter().map(|c| c.vehicle.id).collect::<Vec<_>>(),
+            vec![ev]
+        );
+        let lease = due.into_iter().next().unwrap().lease;
+        assert!(s.store.finish_cycle(&lease, &outcome).await.unwrap());
         // Driving while plugged in is a conflict.
         let (status, body) = s
             .post(&t.token, &format!("{base}/drive"), json!({"km": 10}))

@@ -144,12 +144,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         token_lifetime: Duration::seconds(args.token_lifetime_secs),
         ..ApiConfig::default()
     };
-    let state = AppState::new(store, Arc::new(SystemClock), config);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store.clone(), clock.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     tracing::info!(bind = %args.bind, database = %redact(&args.db.database_url), "serving the partner API");
+    if !args.with_worker {
+        voltplan_api::serve(listener, state, shutdown_signal()).await?;
+        return Ok(());
+    }
+
+    // The worker, the price fetcher and the API share one sandbox, so the sandbox endpoints drive
+    // the very cars the worker steers.
+    let sandbox = Arc::new(voltplan_clouds::SandboxCloud::new(
+        clock.clone(),
+        voltplan_clouds::SandboxConfig::default(),
+    )?);
+    let state = state.with_sandbox(sandbox.clone());
+    let fetcher = crate::worker_cmd::price_fetcher(&store, &clock)?;
+    let worker = voltplan_worker::Worker::new(
+        store,
+        voltplan_worker::Clouds::new().with_sandbox(sandbox),
+        clock,
+        voltplan_worker::WorkerConfig::new(crate::worker_cmd::default_worker_id()),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut worker_stop = stop_rx.clone();
+    let worker_task = tokio::spawn(async move {
+        worker
+            .run(async move {
+                let _ = worker_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let fetch_task = fetcher.map(|fetcher| {
+        let mut fetch_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            fetcher
+                .run(async move {
+                    let _ = fetch_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    });
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    worker_task.await??;
+    if let Some(task) = fetch_task {
+        task.await?;
+    }
     Ok(())
 }
 

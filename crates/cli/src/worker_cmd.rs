@@ -50,7 +50,51 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size;
     config.concurrency = args.concurrency;
     tracing::info!(worker_id = %config.worker_id, "worker starting");
+    let fetcher = price_fetcher(&store, &clock)?;
     let worker = Worker::new(store, Clouds::new().with_sandbox(sandbox), clock, config);
-    worker.run(shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let fetching = async {
+        if let Some(fetcher) = &fetcher {
+            let mut rx = stop_rx.clone();
+            fetcher
+                .run(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+        }
+    };
+    let working = async {
+        let result = worker.run(shutdown_signal()).await;
+        let _ = stop_tx.send(true);
+        result
+    };
+    let (result, ()) = tokio::join!(working, fetching);
+    result?;
     Ok(())
+}
+
+/// The ENTSO-E day-ahead fetcher, when `ENTSOE_TOKEN` is set (it runs beside every worker; ENTSO-E
+/// answers repeated requests for a published day the same, and the store upsert is idempotent).
+pub fn price_fetcher(
+    store: &Arc<dyn voltplan_store::Store>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Option<voltplan_worker::price_fetch::PriceFetcher>> {
+    use voltplan_worker::price_fetch::{PriceFetchConfig, PriceFetcher, entsoe_client_from_env};
+    match entsoe_client_from_env()? {
+        Some(client) => {
+            tracing::info!("fetching day-ahead prices from ENTSO-E for the zones in use");
+            Ok(Some(PriceFetcher::new(
+                store.clone(),
+                client,
+                clock.clone(),
+                PriceFetchConfig::default(),
+            )))
+        }
+        None => {
+            tracing::info!(
+                "ENTSOE_TOKEN is not set: day-ahead prices come only from uploads and imports"
+            );
+            Ok(None)
+        }
+    }
 }

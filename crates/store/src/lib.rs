@@ -173,6 +173,9 @@ pub trait Store: PriceStore + FleetStore + Send + Sync + 'static {
         user_id: Uuid,
         include_deleted: bool,
     ) -> Result<(UserRecord, Vec<VehicleRecord>)>;
+    /// Makes the vehicle due for a worker cycle at once (something happened that the worker should
+    /// see now, e.g. a sandbox car was plugged in).
+    async fn wake_vehicle(&self, org: OrgScope, id: Uuid) -> Result<()>;
     /// A live vehicle of the organisation, whoever its owner (for routes that name only the vehicle).
     async fn get_vehicle_in_org(&self, org: OrgScope, id: Uuid) -> Result<VehicleRecord>;
     async fn create_vehicle(&self, org: OrgScope, vehicle: &VehicleRecord)

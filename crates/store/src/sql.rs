@@ -713,6 +713,15 @@ macro_rules! store_impl {
                 $crate::sql::owner_and_vehicles(rows)
             }
 
+            async fn wake_vehicle(&self, org: $crate::OrgScope, id: uuid::Uuid) -> $crate::Result<()> {
+                sqlx::query("UPDATE electric_vehicles SET next_cycle_at = NULL WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL")
+                    .bind(org.id())
+                    .bind(id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
             async fn get_vehicle_in_org(&self, org: $crate::OrgScope, id: uuid::Uuid) -> $crate::Result<$crate::VehicleRecord> {
                 let row: Option<$crate::sql::VehicleRow> = sqlx::query_as(
                     "SELECT id, org_id, user_id, building_id, price_zone, settings, state, created_at, updated_at, deleted_at \

@@ -187,14 +187,22 @@ async fn backfill_on_start_stores_the_missing_past_days_only() {
     let days: Vec<NaiveDate> = round.attempts.iter().map(|a| a.delivery_day).collect();
     assert_eq!(days, vec![day(10, 31), day(11, 1)]);
     assert!(
-        round
-            .attempts
-            .iter()
-            .all(|a| matches!(a.outcome, FetchOutcome::Stored { slots: 96, complete: true, .. })),
+        round.attempts.iter().all(|a| matches!(
+            a.outcome,
+            FetchOutcome::Stored {
+                slots: 96,
+                complete: true,
+                ..
+            }
+        )),
         "{round:?}"
     );
     assert_eq!(env.requests(OCT_30).await, 0);
-    assert_eq!(env.requests(NOV_02).await, 0, "tomorrow is not published yet");
+    assert_eq!(
+        env.requests(NOV_02).await,
+        0,
+        "tomorrow is not published yet"
+    );
     let stored = env.stored(utc(10, 30, 23, 0), utc(11, 1, 23, 0)).await;
     assert_eq!(stored.len(), 192);
     assert_eq!(stored[0].price_eur_mwh, 102.81);
@@ -248,7 +256,11 @@ async fn tomorrow_waits_for_publication_then_retries_until_it_arrives() {
         "{round:?}"
     );
     assert_eq!(env.requests(NOV_01).await, 1);
-    assert!(env.stored(utc(10, 31, 23, 0), utc(11, 1, 23, 0)).await.is_empty());
+    assert!(
+        env.stored(utc(10, 31, 23, 0), utc(11, 1, 23, 0))
+            .await
+            .is_empty()
+    );
     assert_eq!(env.de_lu_next_attempt(), Some(utc(10, 31, 11, 56)));
     let status = env.fetcher.status();
     assert_eq!(status[0].last_attempt_at, Some(utc(10, 31, 11, 46)));
@@ -300,7 +312,11 @@ async fn server_errors_back_off_exponentially_then_succeed() {
     );
     let status = env.fetcher.status();
     assert!(
-        status[0].last_error.as_deref().unwrap_or("").contains("503"),
+        status[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("503"),
         "{status:?}"
     );
     assert_eq!(status[0].consecutive_failures, 1);
@@ -325,7 +341,9 @@ async fn server_errors_back_off_exponentially_then_succeed() {
     let round = env.fetcher.run_once().await.expect("round");
     assert_eq!(round.attempts.len(), 2, "{round:?}");
     assert_eq!(
-        env.stored(utc(10, 30, 23, 0), utc(11, 1, 23, 0)).await.len(),
+        env.stored(utc(10, 30, 23, 0), utc(11, 1, 23, 0))
+            .await
+            .len(),
         192
     );
     let status = env.fetcher.status();
