@@ -88,18 +88,22 @@ pub async fn get_plan(
         None => Some("not_planned_yet"),
     };
     let prices = match plan.as_ref().and_then(plan_window) {
-        Some((from, to)) => state
-            .store()
-            .read_prices(vehicle.price_zone, Some(access.org), from, to)
-            .await?
-            .into_iter()
-            .map(|p| PlanPriceOut {
-                start: p.start,
-                end: p.end,
-                price_eur_mwh: p.price_eur_mwh,
-                source: p.source,
-            })
-            .collect(),
+        Some((from, to)) => voltplan_store::read_zone_prices(
+            state.store(),
+            vehicle.price_zone,
+            Some(access.org),
+            from,
+            to,
+        )
+        .await?
+        .into_iter()
+        .map(|p| PlanPriceOut {
+            start: p.start,
+            end: p.end,
+            price_eur_mwh: p.price_eur_mwh,
+            source: p.source,
+        })
+        .collect(),
         None => Vec::new(),
     };
     Ok(Json(PlanOut {

@@ -714,10 +714,14 @@ pub async fn read_prices(
         return Err(ApiError::Invalid(errors));
     };
 
-    let stored = state
-        .store()
-        .read_prices(zone, Some(OrgScope::new(principal.org_id)), from, to)
-        .await?;
+    let stored = voltplan_store::read_zone_prices(
+        state.store(),
+        zone,
+        Some(OrgScope::new(principal.org_id)),
+        from,
+        to,
+    )
+    .await?;
     let points: Vec<PricePointOut> = at_resolution(&stored, resolution)
         .map_err(ApiError::internal)?
         .into_iter()

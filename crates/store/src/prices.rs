@@ -337,6 +337,46 @@ macro_rules! price_store_impl {
 
 pub(crate) use price_store_impl;
 
+/// The prices of `zone` as the zone catalogue defines them. A derived zone (`AT_HOURLY`: hourly
+/// means of `AT`'s quarter-hours) is read from its base zone and averaged per hour, unless prices
+/// were stored under the derived zone itself (an upload or import for it wins). An hour whose
+/// quarter-hours are incomplete is left out, so it shows as a gap rather than a wrong mean.
+pub async fn read_zone_prices<S: PriceStore + ?Sized>(
+    store: &S,
+    zone: PriceZone,
+    org: Option<OrgScope>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StoredPrice>> {
+    let own = store.read_prices(zone, org, from, to).await?;
+    let voltplan_core::zone::PriceSource::HourlyMeanOf(base) = zone.info().source else {
+        return Ok(own);
+    };
+    if !own.is_empty() {
+        return Ok(own);
+    }
+    let base_prices = store.read_prices(base, org, from, to).await?;
+    let Some(received_at) = base_prices.iter().map(|p| p.received_at).max() else {
+        return Ok(Vec::new());
+    };
+    let slots: Vec<PriceSlot> = base_prices.iter().map(StoredPrice::slot).collect();
+    let hourly =
+        voltplan_core::price::resample(&slots, voltplan_core::Resolution::Hour).map_err(|e| {
+            StoreError::Corrupt(format!("prices of {base} cannot be averaged per hour: {e}"))
+        })?;
+    Ok(hourly
+        .into_iter()
+        .map(|slot| StoredPrice {
+            start: slot.start,
+            end: slot.end,
+            price_eur_mwh: slot.price_eur_mwh,
+            source: format!("hourly-mean:{base}"),
+            org_id: None,
+            received_at,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,3 +445,67 @@ fn database_names_are_replaced_in_urls() {
         "postgres://h:5432/x"
     );
 }
+
+#[tokio::test]
+async fn at_hourly_is_read_as_hourly_means_of_at_unless_stored_itself() {
+    for db in databases().await {
+        let store = db.store.as_ref();
+        // Two full hours of AT quarter-hours and a third hour missing one quarter.
+        let quarters = [10.0, 20.0, 30.0, 40.0, -4.0, 0.0, 4.0, 8.0, 1.0, 1.0, 1.0];
+        store
+            .upsert_prices(
+                PriceZone::At,
+                None,
+                "entsoe",
+                &series(t(3, 0, 0), 15, &quarters),
+                t(2, 12, 0),
+            )
+            .await
+            .unwrap();
+        let hourly = voltplan_store::read_zone_prices(
+            store,
+            PriceZone::AtHourly,
+            None,
+            t(3, 0, 0),
+            t(3, 3, 0),
+        )
+        .await
+        .unwrap();
+        let got: Vec<(DateTime<Utc>, f64)> =
+            hourly.iter().map(|p| (p.start, p.price_eur_mwh)).collect();
+        assert_eq!(
+            got,
+            vec![(t(3, 0, 0), 25.0), (t(3, 1, 0), 2.0)],
+            "{}: the incomplete hour is a gap",
+            db.name
+        );
+        assert_eq!(hourly[0].source, "hourly-mean:AT");
+        assert_eq!(hourly[0].end, t(3, 1, 0));
+
+        // Prices stored under AT_HOURLY itself win.
+        store
+            .upsert_prices(
+                PriceZone::AtHourly,
+                None,
+                "file:tariff.csv",
+                &series(t(3, 0, 0), 60, &[99.0]),
+                t(2, 12, 0),
+            )
+            .await
+            .unwrap();
+        let own = voltplan_store::read_zone_prices(
+            store,
+            PriceZone::AtHourly,
+            None,
+            t(3, 0, 0),
+            t(3, 3, 0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            own.iter().map(|p| p.price_eur_mwh).collect::<Vec<_>>(),
+            vec![99.0]
+        );
+        db.cleanup().await;
+    }
+}

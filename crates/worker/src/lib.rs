@@ -463,15 +463,14 @@ impl Worker {
             }
             // A session may have started before the look-back: its baseline needs those prices.
             let from = now - PRICE_LOOKBACK;
-            let stored = self
-                .store
-                .read_prices(
-                    key.0,
-                    Some(OrgScope::new(key.1)),
-                    from,
-                    now + PRICE_LOOKAHEAD,
-                )
-                .await?;
+            let stored = voltplan_store::read_zone_prices(
+                self.store.as_ref(),
+                key.0,
+                Some(OrgScope::new(key.1)),
+                from,
+                now + PRICE_LOOKAHEAD,
+            )
+            .await?;
             let slots: Vec<PriceSlot> = stored.iter().map(|p| p.slot()).collect();
             let coverage_end = slots.last().map(|s| s.end);
             books.insert(
