@@ -11,6 +11,9 @@ use voltplan_store::StoreError;
 pub enum ApiError {
     #[error("not found")]
     NotFound,
+    /// A 404 whose detail says why (for things that are absent by configuration, not by tenancy).
+    #[error("not found: {0}")]
+    NotFoundWith(String),
     #[error("validation failed")]
     Invalid(Vec<FieldError>),
     #[error("bad request: {0}")]
@@ -60,6 +63,9 @@ impl IntoResponse for ApiError {
                 axum::Json(json!({"detail": "Not Found"})),
             )
                 .into_response(),
+            ApiError::NotFoundWith(detail) => {
+                (StatusCode::NOT_FOUND, axum::Json(json!({"detail": detail}))).into_response()
+            }
             ApiError::Invalid(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 axum::Json(json!({"detail": errors})),

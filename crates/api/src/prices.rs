@@ -798,3 +798,21 @@ fn at_resolution(
         })
         .collect())
 }
+
+/// The ENTSO-E price fetcher's state per zone: last success, last attempt, next attempt, last
+/// error, days still missing (a Voltplan extension). Available where the fetcher runs in the API's
+/// process (`voltplan serve --with-worker` with `ENTSOE_TOKEN` set); elsewhere 404 with a detail.
+#[utoipa::path(get, path = "/api/partners/v2.0/prices/fetch-status", tag = "Prices",
+    responses((status = 200, description = "One entry per zone in use", body = Object),
+              (status = 404, description = "No price fetcher runs in this process")),
+    security(("bearer" = [])))]
+pub async fn fetch_status(
+    State(state): State<AppState>,
+    _caller: crate::auth::Principal,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.price_fetch_status().map(Json).ok_or_else(|| {
+        ApiError::NotFoundWith(
+            "No price fetcher runs in this process: start `voltplan serve --with-worker` with ENTSOE_TOKEN set".to_owned(),
+        )
+    })
+}

@@ -36,7 +36,15 @@ impl Default for ApiConfig {
 /// The shared state, and the sandbox simulator when this server runs one. The sandbox sits
 /// beside `Inner` (not in it) so `with_sandbox` can be called on a state built by `new`.
 #[derive(Clone)]
-pub struct AppState(pub(crate) Arc<Inner>, pub(crate) Option<Arc<SandboxCloud>>);
+pub struct AppState(
+    pub(crate) Arc<Inner>,
+    pub(crate) Option<Arc<SandboxCloud>>,
+    pub(crate) Option<StatusSource>,
+);
+
+/// Reports the state of a background task running in this process (e.g. the price fetcher), as
+/// JSON. A closure keeps the API independent of the worker crate.
+pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
@@ -64,6 +72,7 @@ impl AppState {
                 verified_secrets: Mutex::new(HashMap::new()),
             }),
             None,
+            None,
         )
     }
 
@@ -71,6 +80,16 @@ impl AppState {
     pub fn with_sandbox(mut self, sandbox: Arc<SandboxCloud>) -> Self {
         self.1 = Some(sandbox);
         self
+    }
+
+    /// Publishes the price fetcher's state at `GET /api/partners/v2.0/prices/fetch-status`.
+    pub fn with_price_fetch_status(mut self, status: StatusSource) -> Self {
+        self.2 = Some(status);
+        self
+    }
+
+    pub fn price_fetch_status(&self) -> Option<serde_json::Value> {
+        self.2.as_ref().map(|status| status())
     }
 
     pub fn sandbox(&self) -> Option<&SandboxCloud> {

@@ -107,6 +107,7 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/restore-authorization",
     ),
+    ("get", "/api/partners/v2.0/prices/fetch-status"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -213,6 +214,13 @@ async fn health_metrics_request_ids_limits_and_fallbacks() {
         assert!(body["detail"].is_string());
         let (_, users) = s.get(&t.token, &users_path(t.org_id)).await;
         assert!(users.as_array().unwrap().is_empty());
+
+        // Without a price fetcher in this process the status is a 404 that says why.
+        let (status, body) = s
+            .get(&t.token, "/api/partners/v2.0/prices/fetch-status")
+            .await;
+        assert_eq!(status, 404);
+        assert!(body["detail"].as_str().unwrap().contains("ENTSOE_TOKEN"));
 
         let r = s.http.get(s.url("/metrics")).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -161,8 +161,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock.clone(),
         voltplan_clouds::SandboxConfig::default(),
     )?);
-    let state = state.with_sandbox(sandbox.clone());
-    let fetcher = crate::worker_cmd::price_fetcher(&store, &clock)?;
+    let mut state = state.with_sandbox(sandbox.clone());
+    let fetcher = crate::worker_cmd::price_fetcher(&store, &clock)?.map(Arc::new);
+    if let Some(fetcher) = &fetcher {
+        let fetcher = fetcher.clone();
+        state = state.with_price_fetch_status(Arc::new(move || {
+            serde_json::to_value(fetcher.status()).unwrap_or(serde_json::Value::Null)
+        }));
+    }
     let worker = voltplan_worker::Worker::new(
         store,
         voltplan_worker::Clouds::new().with_sandbox(sandbox),
