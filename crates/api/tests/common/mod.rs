@@ -64,6 +64,16 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: &Backend, config: ApiConfig) -> TestServer {
+        Self::boot(backend, config, false).await.0
+    }
+
+    /// A server on a fresh database of `backend`, with a sandbox simulator on the server's clock
+    /// when `with_sandbox` (`AppState::with_sandbox`).
+    async fn boot(
+        backend: &Backend,
+        config: ApiConfig,
+        with_sandbox: bool,
+    ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
         let (url, sqlite_dir, pg_database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -87,7 +97,19 @@ impl TestServer {
         options.max_connections = 4;
         let store = voltplan_store::connect(&options).await.unwrap();
         let clock = Arc::new(ManualClock::new(start_of_test()));
-        let state = AppState::new(store.clone(), clock.clone(), config);
+        let mut state = AppState::new(store.clone(), clock.clone(), config);
+        let sandbox = with_sandbox.then(|| {
+            Arc::new(
+                voltplan_clouds::SandboxCloud::new(
+                    clock.clone(),
+                    voltplan_clouds::SandboxConfig::default(),
+                )
+                .unwrap(),
+            )
+        });
+        if let Some(sandbox) = &sandbox {
+            state = state.with_sandbox(sandbox.clone());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -98,7 +120,7 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer {
+        let server = TestServer {
             base,
             store,
             clock,
@@ -108,7 +130,8 @@ impl TestServer {
             task: Some(task),
             _sqlite_dir: sqlite_dir,
             pg_database,
-        }
+        };
+        (server, sandbox)
     }
 
     /// Stops the server and drops a PostgreSQL test database.
@@ -332,63 +355,11 @@ pub fn invalid_fields(body: &Value) -> Vec<String> {
 
 impl TestServer {
     /// Like `start`, with a sandbox simulator on the server's clock (`AppState::with_sandbox`).
-    /// A copy of `start_with`'s setup so that function stays exactly as it was.
     pub async fn start_with_sandbox(
         backend: &Backend,
     ) -> (TestServer, Arc<voltplan_clouds::SandboxCloud>) {
-        let (url, sqlite_dir, pg_database) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite:{}", dir.path().join("test.db").display());
-                (url, Some(dir), None)
-            }
-            Backend::Postgres(admin_url) => {
-                let name = format!("voltplan_t_{}", Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(admin_url)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
-                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                let url = with_database(admin_url, &name);
-                (url, None, Some((admin_url.clone(), name)))
-            }
-        };
-        let mut options = ConnectOptions::new(url);
-        options.max_connections = 4;
-        let store = voltplan_store::connect(&options).await.unwrap();
-        let clock = Arc::new(ManualClock::new(start_of_test()));
-        let sandbox = Arc::new(
-            voltplan_clouds::SandboxCloud::new(
-                clock.clone(),
-                voltplan_clouds::SandboxConfig::default(),
-            )
-            .unwrap(),
-        );
-        let state = AppState::new(store.clone(), clock.clone(), ApiConfig::default())
-            .with_sandbox(sandbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            voltplan_api::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        let server = TestServer {
-            base,
-            store,
-            clock,
-            http: reqwest::Client::new(),
-            backend: backend.clone(),
-            shutdown: Some(tx),
-            task: Some(task),
-            _sqlite_dir: sqlite_dir,
-            pg_database,
-        };
+        let (server, sandbox) = Self::boot(backend, ApiConfig::default(), true).await;
+        let sandbox = sandbox.expect("boot made a sandbox");
         (server, sandbox)
     }
 
