@@ -89,7 +89,7 @@ pub struct SessionData {
 
 /// A command sent (or attempted) to a vehicle cloud. The idempotency key is unique: a worker that
 /// takes over a lease finds the commands already sent for a decision and does not send them again.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CommandRecord {
     pub idempotency_key: String,
     pub org_id: Uuid,
@@ -105,7 +105,7 @@ pub struct CommandRecord {
 }
 
 /// One observation of a vehicle, for the `/data` time series.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, sqlx::FromRow)]
 pub struct ReadingRecord {
     pub vehicle_id: Uuid,
     pub org_id: Uuid,
@@ -263,66 +263,6 @@ impl From<SessionRow> for SessionRecord {
             plug_in_time: r.plug_in_time,
             unplug_time: r.unplug_time,
             data: r.data.0,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct CommandRow {
-    pub idempotency_key: String,
-    pub org_id: Uuid,
-    pub vehicle_id: Uuid,
-    pub command: String,
-    pub worker_id: String,
-    pub lease_epoch: i64,
-    pub issued_at: DateTime<Utc>,
-    pub outcome: String,
-    pub detail: Option<String>,
-}
-
-impl From<CommandRow> for CommandRecord {
-    fn from(r: CommandRow) -> Self {
-        CommandRecord {
-            idempotency_key: r.idempotency_key,
-            org_id: r.org_id,
-            vehicle_id: r.vehicle_id,
-            command: r.command,
-            worker_id: r.worker_id,
-            lease_epoch: r.lease_epoch,
-            issued_at: r.issued_at,
-            outcome: r.outcome,
-            detail: r.detail,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct ReadingRow {
-    pub vehicle_id: Uuid,
-    pub org_id: Uuid,
-    pub at: DateTime<Utc>,
-    pub battery_level: Option<f64>,
-    pub is_plugged_in: Option<bool>,
-    pub is_charging: Option<bool>,
-    pub is_at_home: Option<bool>,
-    pub power_w: Option<f64>,
-    pub energy_kwh: Option<f64>,
-    pub price_eur_mwh: Option<f64>,
-}
-
-impl From<ReadingRow> for ReadingRecord {
-    fn from(r: ReadingRow) -> Self {
-        ReadingRecord {
-            vehicle_id: r.vehicle_id,
-            org_id: r.org_id,
-            at: r.at,
-            battery_level: r.battery_level,
-            is_plugged_in: r.is_plugged_in,
-            is_charging: r.is_charging,
-            is_at_home: r.is_at_home,
-            power_w: r.power_w,
-            energy_kwh: r.energy_kwh,
-            price_eur_mwh: r.price_eur_mwh,
         }
     }
 }
@@ -604,25 +544,25 @@ macro_rules! fleet_store_impl {
             }
 
             async fn find_command(&self, key: &str) -> $crate::Result<Option<$crate::fleet::CommandRecord>> {
-                let row: Option<$crate::fleet::CommandRow> = sqlx::query_as(
+                let row: Option<$crate::fleet::CommandRecord> = sqlx::query_as(
                     "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
                      FROM vehicle_commands WHERE idempotency_key = $1",
                 )
                 .bind(key)
                 .fetch_optional(&self.write)
                 .await?;
-                Ok(row.map(Into::into))
+                Ok(row)
             }
 
             async fn list_commands(&self, vehicle_id: uuid::Uuid) -> $crate::Result<Vec<$crate::fleet::CommandRecord>> {
-                let rows: Vec<$crate::fleet::CommandRow> = sqlx::query_as(
+                let rows: Vec<$crate::fleet::CommandRecord> = sqlx::query_as(
                     "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
                      FROM vehicle_commands WHERE vehicle_id = $1 ORDER BY issued_at, idempotency_key",
                 )
                 .bind(vehicle_id)
                 .fetch_all(&self.read)
                 .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                Ok(rows)
             }
 
             async fn append_reading(&self, r: &$crate::fleet::ReadingRecord) -> $crate::Result<()> {
@@ -636,7 +576,7 @@ macro_rules! fleet_store_impl {
                 from: chrono::DateTime<chrono::Utc>,
                 to: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<Vec<$crate::fleet::ReadingRecord>> {
-                let rows: Vec<$crate::fleet::ReadingRow> = sqlx::query_as(
+                let rows: Vec<$crate::fleet::ReadingRecord> = sqlx::query_as(
                     "SELECT vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh \
                      FROM vehicle_readings WHERE org_id = $1 AND vehicle_id = $2 AND at >= $3 AND at < $4 ORDER BY at",
                 )
@@ -646,7 +586,7 @@ macro_rules! fleet_store_impl {
                 .bind(to)
                 .fetch_all(&self.read)
                 .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                Ok(rows)
             }
         }
     };
