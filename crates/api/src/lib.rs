@@ -2,15 +2,18 @@
 //! endpoints. Handlers translate HTTP to store calls; the domain lives in `voltplan-core`.
 
 pub mod auth;
+mod auth_session;
 mod body;
 mod boost;
 mod buildings;
+mod connect;
 mod docs;
 mod error;
 mod ops;
 mod params;
 mod plan;
 mod prices;
+mod public_url;
 mod sandbox;
 mod schemas;
 mod sessions;
@@ -21,6 +24,7 @@ mod vehicles;
 pub use auth::secret::{generate_client_id, generate_client_secret, hash_secret};
 pub use docs::ApiDoc;
 pub use error::ApiError;
+pub use public_url::{InvalidPublicUrl, PublicUrl};
 pub use state::{ApiConfig, AppState};
 
 use axum::Router;
@@ -65,6 +69,7 @@ pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi)
             vehicles::delete_vehicle
         ))
         .routes(routes!(boost::start_boost, boost::cancel_boost))
+        .routes(routes!(auth_session::create_auth_session))
         .routes(routes!(plan::get_plan))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::vehicle_savings))
@@ -97,6 +102,12 @@ pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi)
             get(move || async move { axum::Json(spec) }),
         )
         .route("/api/partners/v2.0/docs", get(docs::docs_page))
+        // The driver's consent page of an auth_session: a browser page, not partner API, so it
+        // stays out of the OpenAPI document.
+        .route(
+            "/connect/{session_id}",
+            get(connect::consent_page).post(connect::decide),
+        )
         .route(
             "/api/partners/v2.0/docs/redoc.standalone.js",
             get(docs::redoc_js),

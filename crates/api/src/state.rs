@@ -9,6 +9,7 @@ use voltplan_store::Store;
 
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::token_cache::TokenCache;
+use crate::public_url::PublicUrl;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -20,6 +21,8 @@ pub struct ApiConfig {
     /// How long (real time) a verified bearer token is trusted without a database lookup; bounds
     /// how long a token revoked on another replica keeps working. Zero disables the cache.
     pub token_cache_ttl: std::time::Duration,
+    /// Where browsers reach this server; links handed to drivers start with it.
+    pub public_url: PublicUrl,
 }
 
 impl Default for ApiConfig {
@@ -29,6 +32,7 @@ impl Default for ApiConfig {
             max_token_failures: 10,
             failure_window: Duration::seconds(60),
             token_cache_ttl: std::time::Duration::from_secs(2),
+            public_url: PublicUrl::default(),
         }
     }
 }
@@ -102,5 +106,9 @@ impl AppState {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.clock.now()
+    }
+
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.0.config.public_url
     }
 }

@@ -282,6 +282,7 @@ pub struct ElectricVehicleDetailOut {
 /// The pending actions of a vehicle. The only one so far is `reauthenticate`: the worker found the
 /// cloud link revoked. Its id is a UUID v5 of the vehicle id and the code, so it is stable across
 /// reads while the action is pending.
+/// Its resolution link is `POST …/auth_session` (`auth_session.rs`).
 pub fn vehicle_actions(v: &VehicleRecord) -> Vec<ActionOut> {
     if !(v.state.action_needed && v.state.is_authenticated == Some(false)) {
         return Vec::new();

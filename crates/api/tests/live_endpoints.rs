@@ -332,11 +332,12 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
                 &lease,
                 &CycleOutcome {
                     state: EvState::default(),
-                    runtime: json!({}),
-                    plan: Some(plan.clone()),
+                    runtime: "{}".to_owned(),
+                    plan: Some(plan.to_string()),
                     next_cycle_at: s.clock_now() + Duration::minutes(5),
                     clear_boost_for_next_session: false,
-                    clear_boost_request: false,
+                    clear_boost_request: None,
+                    command_outcomes: Vec::new(),
                     sessions: Vec::new(),
                     reading: None,
                 },
@@ -781,11 +782,12 @@ async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
             .lease;
         let outcome = CycleOutcome {
             state: EvState::default(),
-            runtime: json!({}),
+            runtime: "{}".to_owned(),
             plan: None,
             next_cycle_at: s.clock_now() + Duration::minutes(5),
             clear_boost_for_next_session: false,
-            clear_boost_request: false,
+            clear_boost_request: None,
+            command_outcomes: Vec::new(),
             sessions: Vec::new(),
             reading: None,
         };

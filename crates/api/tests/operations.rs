@@ -63,6 +63,10 @@ const ROUTES: &[(&str, &str)] = &[
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/boost",
     ),
     (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/auth_session",
+    ),
+    (
         "get",
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/plan",
     ),

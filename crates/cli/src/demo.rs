@@ -26,6 +26,9 @@ use crate::serve::{create_org_and_client, open_store, print_credentials, shutdow
 pub struct DemoArgs {
     #[arg(long, env = "VOLTPLAN_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Where browsers reach this server; default `http://<bind>` (see `serve --public-url`).
+    #[arg(long, env = "VOLTPLAN_PUBLIC_URL")]
+    pub public_url: Option<voltplan_api::PublicUrl>,
     /// The demo database file; it is deleted and recreated on every start.
     #[arg(long, default_value = "voltplan-demo.db")]
     pub database_file: String,
@@ -165,8 +168,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         clock.clone(),
         demo_worker_config(args.speed),
     ));
-    let state =
-        AppState::new(store, clock.clone(), ApiConfig::default()).with_sandbox(sandbox.clone());
+    let config = ApiConfig {
+        public_url: crate::serve::public_url_or_bind(args.public_url.clone(), args.bind),
+        ..ApiConfig::default()
+    };
+    let state = AppState::new(store, clock.clone(), config).with_sandbox(sandbox.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use chrono::Duration;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use voltplan_api::{ApiConfig, AppState};
+use voltplan_api::{ApiConfig, AppState, PublicUrl};
 use voltplan_core::{Clock, SystemClock};
 use voltplan_store::{ConnectOptions, NewApiClient, OrgScope, Store};
 
@@ -28,6 +28,21 @@ pub struct ServeArgs {
     /// API's sandbox endpoints.
     #[arg(long, env = "VOLTPLAN_WITH_WORKER")]
     pub with_worker: bool,
+    /// Where browsers reach this server (e.g. `https://ev.example.com`, behind a proxy): the
+    /// base of links handed to drivers, such as auth_session's consent page. Default
+    /// `http://<bind>`.
+    #[arg(long, env = "VOLTPLAN_PUBLIC_URL")]
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The configured public URL, else `http://<bind>`, with a warning when that cannot be browsed.
+pub fn public_url_or_bind(public_url: Option<PublicUrl>, bind: SocketAddr) -> PublicUrl {
+    public_url.unwrap_or_else(|| {
+        if bind.ip().is_unspecified() {
+            tracing::warn!(%bind, "listening on all interfaces without --public-url: links handed to drivers (auth_session) name an address browsers cannot open; set --public-url");
+        }
+        PublicUrl::from_bind(bind)
+    })
 }
 
 /// Credentials created for a fresh installation.
@@ -142,6 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let config = ApiConfig {
         token_lifetime: Duration::seconds(args.token_lifetime_secs),
+        public_url: public_url_or_bind(args.public_url, args.bind),
         ..ApiConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

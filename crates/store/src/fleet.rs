@@ -31,26 +31,50 @@ pub struct ClaimedVehicle {
     pub lease: Lease,
     /// Centre of the geo-fence: the linked building's coordinates, else the owner's.
     pub home: Option<(f64, f64)>,
-    /// The worker's own document about this vehicle (open session, pending command, …).
-    pub runtime: Option<serde_json::Value>,
-    pub plan: Option<serde_json::Value>,
+    /// The worker's own document about this vehicle (open session, pending command, …), as JSON
+    /// text: the store does not know its shape.
+    pub runtime: Option<String>,
+    /// The current plan as JSON text.
+    pub plan: Option<String>,
 }
 
 /// What a cycle wrote back.
 #[derive(Debug, Clone)]
 pub struct CycleOutcome {
     pub state: EvState,
-    pub runtime: serde_json::Value,
-    pub plan: Option<serde_json::Value>,
+    /// JSON text, like [`ClaimedVehicle::runtime`].
+    pub runtime: String,
+    pub plan: Option<String>,
     pub next_cycle_at: DateTime<Utc>,
     /// The armed boost fired at this plug-in: clear `boost_for_next_session`.
     pub clear_boost_for_next_session: bool,
-    /// A requested boost was taken up (or refused): clear the request.
-    pub clear_boost_request: bool,
+    /// The boost request (its `boost_requested_at`) this cycle took up or refused: cleared, unless
+    /// the partner asked again meanwhile (a newer request is kept for the next cycle).
+    pub clear_boost_request: Option<DateTime<Utc>>,
     /// Sessions opened, updated or closed in this cycle.
     pub sessions: Vec<SessionRecord>,
     /// This cycle's row of the `/data` time series, if it said something new.
     pub reading: Option<ReadingRecord>,
+    /// What became of commands (accepted, failed, confirmed). Written even when the lease was lost:
+    /// they are facts about the cloud, not the vehicle's state. The record itself was written
+    /// before sending (see [`FleetStore::record_command`]), so a crash leaves it `sent`, and a
+    /// worker taking over awaits it rather than sending it again.
+    pub command_outcomes: Vec<CommandOutcome>,
+}
+
+/// A command's new `outcome` and `detail`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOutcome {
+    pub idempotency_key: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+impl CycleOutcome {
+    /// The partner's settings must be changed (read, locked and rewritten) with this outcome.
+    pub fn touches_settings(&self) -> bool {
+        self.clear_boost_for_next_session || self.clear_boost_request.is_some()
+    }
 }
 
 /// A charging session, plug-in to unplug, with Podero's session fields.
@@ -191,13 +215,13 @@ pub(crate) struct ClaimedRow {
     pub building_id: Option<Uuid>,
     pub price_zone: String,
     pub settings: sqlx::types::Json<voltplan_core::vehicle::EvSettings>,
-    pub state: sqlx::types::Json<EvState>,
+    pub state: crate::json_text::JsonText<EvState>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub lease_epoch: i64,
-    pub runtime: Option<sqlx::types::Json<serde_json::Value>>,
-    pub plan: Option<sqlx::types::Json<serde_json::Value>>,
+    pub runtime: Option<String>,
+    pub plan: Option<String>,
     pub building_latitude: Option<f64>,
     pub building_longitude: Option<f64>,
     pub profile: sqlx::types::Json<voltplan_core::account::UserProfile>,
@@ -238,8 +262,8 @@ impl ClaimedRow {
                 deleted_at: self.deleted_at,
             },
             home,
-            runtime: self.runtime.map(|j| j.0),
-            plan: self.plan.map(|j| j.0),
+            runtime: self.runtime,
+            plan: self.plan,
         })
     }
 }
@@ -321,15 +345,36 @@ macro_rules! fleet_store_impl {
                 Ok(())
             }
 
+            async fn set_command_outcome_in<'e, E>(
+                executor: E,
+                key: &str,
+                outcome: &str,
+                detail: Option<&str>,
+            ) -> $crate::Result<()>
+            where
+                E: sqlx::Executor<'e, Database = <$store as $crate::fleet::Backed>::Db>,
+            {
+                sqlx::query("UPDATE vehicle_commands SET outcome = $1, detail = $2 WHERE idempotency_key = $3")
+                    .bind(outcome)
+                    .bind(detail)
+                    .bind(key)
+                    .execute(executor)
+                    .await?;
+                Ok(())
+            }
+
             /// One fenced finish inside the caller's transaction.
             async fn finish_in(
                 tx: &mut sqlx::Transaction<'static, <$store as $crate::fleet::Backed>::Db>,
                 lease: &$crate::fleet::Lease,
                 outcome: &$crate::fleet::CycleOutcome,
             ) -> $crate::Result<bool> {
+                for c in &outcome.command_outcomes {
+                    Self::set_command_outcome_in(&mut **tx, &c.idempotency_key, &c.outcome, c.detail.as_deref()).await?;
+                }
                 // Settings are the partner's: only read (and locked) when a boost flag must be
                 // cleared, so a steady cycle is a single fenced UPDATE.
-                let settings = if outcome.clear_boost_for_next_session || outcome.clear_boost_request {
+                let settings = if outcome.touches_settings() {
                     let row: Option<(sqlx::types::Json<voltplan_core::vehicle::EvSettings>,)> = sqlx::query_as(concat!(
                         "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3",
                         $for_update
@@ -345,7 +390,9 @@ macro_rules! fleet_store_impl {
                     if outcome.clear_boost_for_next_session {
                         settings.boost_for_next_session = false;
                     }
-                    if outcome.clear_boost_request {
+                    if outcome.clear_boost_request.is_some()
+                        && settings.boost_requested_at == outcome.clear_boost_request
+                    {
                         settings.boost_requested_at = None;
                     }
                     Some(settings)
@@ -361,9 +408,9 @@ macro_rules! fleet_store_impl {
                      WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
                 )
                 .bind(settings.as_ref().map(sqlx::types::Json))
-                .bind(sqlx::types::Json(&outcome.state))
-                .bind(sqlx::types::Json(&outcome.runtime))
-                .bind(outcome.plan.as_ref().map(sqlx::types::Json))
+                .bind($crate::json_text::JsonText(&outcome.state))
+                .bind(&outcome.runtime)
+                .bind(&outcome.plan)
                 .bind(outcome.next_cycle_at)
                 .bind(lease.vehicle_id)
                 .bind(&lease.worker_id)
@@ -442,10 +489,7 @@ macro_rules! fleet_store_impl {
                 outcomes: &[($crate::fleet::Lease, $crate::fleet::CycleOutcome)],
             ) -> $crate::Result<Vec<bool>> {
                 let mut tx = self.begin_write().await?;
-                let mut written = Vec::with_capacity(outcomes.len());
-                for (lease, outcome) in outcomes {
-                    written.push(Self::finish_in(&mut tx, lease, outcome).await?);
-                }
+                let written = Self::finish_batch_in(&mut tx, outcomes).await?;
                 tx.commit().await?;
                 Ok(written)
             }
@@ -463,7 +507,7 @@ macro_rules! fleet_store_impl {
                 org: $crate::OrgScope,
                 vehicle_id: uuid::Uuid,
             ) -> $crate::Result<Option<serde_json::Value>> {
-                let row: Option<(Option<sqlx::types::Json<serde_json::Value>>,)> = sqlx::query_as(
+                let row: Option<(Option<$crate::json_text::JsonText<serde_json::Value>>,)> = sqlx::query_as(
                     "SELECT plan FROM electric_vehicles WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
                 )
                 .bind(org.id())
@@ -534,13 +578,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn set_command_outcome(&self, key: &str, outcome: &str, detail: Option<&str>) -> $crate::Result<()> {
-                sqlx::query("UPDATE vehicle_commands SET outcome = $1, detail = $2 WHERE idempotency_key = $3")
-                    .bind(outcome)
-                    .bind(detail)
-                    .bind(key)
-                    .execute(&self.write)
-                    .await?;
-                Ok(())
+                Self::set_command_outcome_in(&self.write, key, outcome, detail).await
             }
 
             async fn find_command(&self, key: &str) -> $crate::Result<Option<$crate::fleet::CommandRecord>> {

@@ -4,13 +4,16 @@
 //! Tenancy: every method on an organisation's data takes an [`OrgScope`] and every statement
 //! filters by it, so an object of another organisation is simply not found.
 
+mod auth_sessions;
 pub mod fleet;
+mod json_text;
 mod postgres;
 mod prices;
 mod records;
 mod sql;
 mod sqlite;
 
+pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore};
 pub use fleet::FleetStore;
 pub use prices::*;
 pub use records::*;
@@ -36,6 +39,8 @@ pub enum StoreError {
     Invalid(Vec<FieldError>),
     #[error("stored data could not be decoded: {0}")]
     Corrupt(String),
+    #[error("cannot encode a document for the database: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -71,7 +76,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: PriceStore + FleetStore + Send + Sync + 'static {
+pub trait Store: PriceStore + FleetStore + AuthSessionStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

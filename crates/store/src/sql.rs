@@ -127,7 +127,7 @@ pub(crate) struct VehicleRow {
     building_id: Option<Uuid>,
     price_zone: String,
     settings: Json<EvSettings>,
-    state: Json<EvState>,
+    state: crate::json_text::JsonText<EvState>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     deleted_at: Option<DateTime<Utc>>,
@@ -164,7 +164,7 @@ pub(crate) struct OwnerVehicleRow {
     v_building_id: Option<Uuid>,
     v_price_zone: Option<String>,
     v_settings: Option<Json<EvSettings>>,
-    v_state: Option<Json<EvState>>,
+    v_state: Option<crate::json_text::JsonText<EvState>>,
     v_created_at: Option<DateTime<Utc>>,
     v_updated_at: Option<DateTime<Utc>>,
     v_deleted_at: Option<DateTime<Utc>>,
@@ -751,7 +751,7 @@ macro_rules! store_impl {
                 .bind(vehicle.building_id)
                 .bind(vehicle.price_zone.as_str())
                 .bind(sqlx::types::Json(&vehicle.settings))
-                .bind(sqlx::types::Json(&vehicle.state))
+                .bind($crate::json_text::JsonText(&vehicle.state))
                 .bind(vehicle.created_at)
                 .bind(vehicle.updated_at)
                 .execute(&self.write)

@@ -44,8 +44,24 @@ impl SqliteStore {
 
 crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
+crate::auth_sessions::auth_session_store_impl!(SqliteStore);
 impl crate::fleet::Backed for SqliteStore {
     type Db = Sqlite;
 }
 
 crate::fleet::fleet_store_impl!(SqliteStore, skip_locked = "", for_update = "");
+
+impl SqliteStore {
+    /// A batch's fenced finishes, one after another in the caller's transaction: with one writer
+    /// and no round trips, a statement per vehicle costs little (PostgreSQL batches them).
+    pub(crate) async fn finish_batch_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        outcomes: &[(crate::fleet::Lease, crate::fleet::CycleOutcome)],
+    ) -> Result<Vec<bool>> {
+        let mut written = Vec::with_capacity(outcomes.len());
+        for (lease, outcome) in outcomes {
+            written.push(Self::finish_in(tx, lease, outcome).await?);
+        }
+        Ok(written)
+    }
+}

@@ -134,6 +134,11 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
     let mut cycles = 0usize;
     let mut commands = 0usize;
     let mut replans = 0usize;
+    let (mut claim, mut cycle, mut finish) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
     let began = Instant::now();
     for _ in 0..steps {
         loop {
@@ -141,6 +146,9 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
             cycles += stats.completed;
             commands += stats.commands_sent;
             replans += stats.replanned;
+            claim += stats.claim_time;
+            cycle += stats.cycle_time;
+            finish += stats.finish_time;
             if stats.claimed == 0 {
                 break;
             }
@@ -151,8 +159,11 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
     let elapsed = began.elapsed().as_secs_f64();
     println!(
         "{name}: {cycles} cycles ({cars} cars × {steps} steps, batch {batch}, concurrency {concurrency}, {commands} commands, {replans} plans) \
-         in {elapsed:.2} s = {:.0} cycles/s",
-        cycles as f64 / elapsed
+         in {elapsed:.2} s = {:.0} cycles/s (claim {:.2} s, cycles {:.2} s, finish {:.2} s)",
+        cycles as f64 / elapsed,
+        claim.as_secs_f64(),
+        cycle.as_secs_f64(),
+        finish.as_secs_f64(),
     );
 }
 

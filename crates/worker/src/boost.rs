@@ -21,7 +21,8 @@ use crate::monitor::Observed;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BoostEffects {
     pub clear_boost_for_next_session: bool,
-    pub clear_boost_request: bool,
+    /// The request taken up or refused (its `boost_requested_at`), to clear unless renewed.
+    pub clear_boost_request: Option<DateTime<Utc>>,
 }
 
 pub const END_COMPLETED: &str = "completed";
@@ -46,7 +47,7 @@ pub fn apply(
         }
     }
     if settings.boost_requested_at.is_some() {
-        effects.clear_boost_request = true;
+        effects.clear_boost_request = settings.boost_requested_at;
         if !crate::boost_active(state) && observed.plugged_in && !observed.is_full() {
             start(state, now);
         }

@@ -30,7 +30,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
-use serde::Deserialize;
 use tracing::Instrument;
 use uuid::Uuid;
 use voltplan_clouds::{
@@ -246,6 +245,10 @@ pub struct CycleStats {
     pub commands_sent: usize,
     /// Cycles that re-planned (the others kept their plan).
     pub replanned: usize,
+    /// Wall time spent claiming (with the price books), cycling, and writing the batch's results.
+    pub claim_time: std::time::Duration,
+    pub cycle_time: std::time::Duration,
+    pub finish_time: std::time::Duration,
 }
 
 /// One worker process's view of the fleet.
@@ -363,6 +366,7 @@ impl Worker {
     /// Claims one batch of due vehicles and cycles it, `concurrency` at a time.
     pub async fn run_once(&self) -> Result<CycleStats, WorkerError> {
         let now = self.clock.now();
+        let began = std::time::Instant::now();
         let claimed = self
             .store
             .claim_vehicles(
@@ -380,6 +384,8 @@ impl Worker {
             return Ok(stats);
         }
         let books = self.price_books(&claimed, now).await?;
+        stats.claim_time = began.elapsed();
+        let began = std::time::Instant::now();
         let results: Vec<Result<CycleResult, WorkerError>> = futures::stream::iter(claimed)
             .map(|vehicle| {
                 let book = books
@@ -396,6 +402,8 @@ impl Worker {
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
+        stats.cycle_time = began.elapsed();
+        let began = std::time::Instant::now();
         let mut finishes = Vec::with_capacity(results.len());
         for result in results {
             match result {
@@ -412,6 +420,7 @@ impl Worker {
         }
         // One commit for the whole batch: on PostgreSQL a commit per vehicle dominated the cycle.
         let written = self.store.finish_cycles(&finishes).await?;
+        stats.finish_time = began.elapsed();
         for ((lease, _), written) in finishes.iter().zip(written) {
             if written {
                 stats.completed += 1;
@@ -522,7 +531,11 @@ impl Worker {
             coverage_end: None,
         };
         let book: &PriceBook = book.as_deref().unwrap_or(&empty_book);
-        let mut rt = match claimed.runtime.as_ref().map(VehicleRuntime::deserialize) {
+        let mut rt = match claimed
+            .runtime
+            .as_deref()
+            .map(serde_json::from_str::<VehicleRuntime>)
+        {
             Some(Ok(rt)) => rt,
             Some(Err(error)) => {
                 // Losing the runtime loses the open session's bookkeeping, not the car's safety:
@@ -534,12 +547,12 @@ impl Worker {
         };
         let settings = &claimed.vehicle.settings;
         let mut state = claimed.vehicle.state.clone();
+        // An unreadable plan (e.g. written by an older version) is simply made again.
         let mut plan: Option<Plan> = claimed
             .plan
-            .as_ref()
-            .and_then(|v| Plan::deserialize(v).ok());
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
         let mut outcome_flags = boost::BoostEffects::default();
-        let mut commands_sent = 0;
 
         let reading = match self.read(&claimed).await {
             ReadOutcome::Reading(r) => r,
@@ -554,7 +567,7 @@ impl Worker {
                         plan,
                         next,
                         outcome_flags,
-                        commands_sent,
+                        steer::Steered::default(),
                         (Vec::new(), None),
                     )
                     .await;
@@ -570,7 +583,7 @@ impl Worker {
                         plan,
                         next,
                         outcome_flags,
-                        commands_sent,
+                        steer::Steered::default(),
                         (Vec::new(), None),
                     )
                     .await;
@@ -648,7 +661,6 @@ impl Worker {
             &observed,
         )
         .await?;
-        commands_sent += steered.commands_sent;
 
         if let Some(open) = session::update(&mut rt, &mut state, &observed, book, now, &claimed) {
             sessions.push(open);
@@ -665,7 +677,7 @@ impl Worker {
                 plan,
                 next,
                 outcome_flags,
-                commands_sent,
+                steered,
                 (sessions, reading),
             )
             .await?;
@@ -682,7 +694,7 @@ impl Worker {
         plan: Option<Plan>,
         next_cycle_at: DateTime<Utc>,
         flags: boost::BoostEffects,
-        commands_sent: usize,
+        steered: steer::Steered,
         (sessions, reading): (
             Vec<voltplan_store::fleet::SessionRecord>,
             Option<voltplan_store::fleet::ReadingRecord>,
@@ -690,18 +702,19 @@ impl Worker {
     ) -> Result<CycleResult, WorkerError> {
         let outcome = CycleOutcome {
             state,
-            runtime: serde_json::to_value(&rt)?,
-            plan: plan.as_ref().map(serde_json::to_value).transpose()?,
+            runtime: serde_json::to_string(&rt)?,
+            plan: plan.as_ref().map(serde_json::to_string).transpose()?,
             next_cycle_at,
             clear_boost_for_next_session: flags.clear_boost_for_next_session,
             clear_boost_request: flags.clear_boost_request,
             sessions,
             reading,
+            command_outcomes: steered.outcomes,
         };
         // Written with the rest of the batch, in one transaction (see `run_once`).
         Ok(CycleResult {
             finish: (claimed.lease.clone(), outcome),
-            commands_sent,
+            commands_sent: steered.commands_sent,
             replanned: false,
         })
     }

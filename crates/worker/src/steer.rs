@@ -34,7 +34,7 @@ use chrono::{DateTime, Duration, Utc};
 use voltplan_clouds::{CloudError, CloudVehicleRef, VehicleCloud};
 use voltplan_core::planner::{Plan, PlanMode, Reason};
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
-use voltplan_store::fleet::{CommandRecord, Lease};
+use voltplan_store::fleet::{CommandOutcome, CommandRecord, Lease};
 use voltplan_store::{FleetStore, Store, StoreError};
 
 use crate::monitor::{Observed, mark_revoked};
@@ -53,6 +53,19 @@ pub struct SteerContext<'a> {
 #[derive(Debug, Default)]
 pub struct Steered {
     pub commands_sent: usize,
+    /// What became of commands; written with the cycle's finish (only recording a command must
+    /// precede sending it).
+    pub outcomes: Vec<CommandOutcome>,
+}
+
+impl Steered {
+    fn note(&mut self, key: &str, outcome: &str, detail: Option<String>) {
+        self.outcomes.push(CommandOutcome {
+            idempotency_key: key.to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+        });
+    }
 }
 
 /// What the car should be doing now.
@@ -198,9 +211,7 @@ async fn steer_inner(
             && pending.command == command
             && pending.accepted
         {
-            ctx.store
-                .set_command_outcome(&pending.idempotency_key, "confirmed", None)
-                .await?;
+            steered.note(&pending.idempotency_key, "confirmed", None);
             rt.steer_failures = 0;
             rt.retry_at = None;
         }
@@ -215,13 +226,11 @@ async fn steer_inner(
             if now < pending.effective_at + cfg.confirm_grace {
                 return Ok(());
             }
-            ctx.store
-                .set_command_outcome(
-                    &pending.idempotency_key,
-                    "failed",
-                    Some("accepted but not confirmed by a later reading"),
-                )
-                .await?;
+            steered.note(
+                &pending.idempotency_key,
+                "failed",
+                Some("accepted but not confirmed by a later reading".to_owned()),
+            );
             rt.steer_failures = rt.steer_failures.saturating_add(1);
             rt.retry_at = Some(now + backoff(cfg, rt.steer_failures));
             attempt = pending.attempt + 1;
@@ -314,18 +323,14 @@ async fn steer_inner(
     };
     match result {
         Ok(receipt) => {
-            ctx.store
-                .set_command_outcome(&key, "accepted", None)
-                .await?;
+            steered.note(&key, "accepted", None);
             pending.accepted = true;
             pending.effective_at = receipt.expected_effective_at.unwrap_or(now);
             rt.retry_at = None;
             tracing::info!(command = command.as_str(), key, "command accepted");
         }
         Err(error) => {
-            ctx.store
-                .set_command_outcome(&key, "failed", Some(&error.to_string()))
-                .await?;
+            steered.note(&key, "failed", Some(error.to_string()));
             tracing::warn!(command = command.as_str(), key, %error, "command failed");
             match &error {
                 CloudError::AuthorizationRevoked { reason } => mark_revoked(state, reason),

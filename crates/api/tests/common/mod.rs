@@ -97,6 +97,13 @@ impl TestServer {
         options.max_connections = 4;
         let store = voltplan_store::connect(&options).await.unwrap();
         let clock = Arc::new(ManualClock::new(start_of_test()));
+        // Bound first, so links the server hands out (auth_session) point at this very server.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = ApiConfig {
+            public_url: voltplan_api::PublicUrl::from_bind(listener.local_addr().unwrap()),
+            ..config
+        };
         let mut state = AppState::new(store.clone(), clock.clone(), config);
         let sandbox = with_sandbox.then(|| {
             Arc::new(
@@ -110,8 +117,6 @@ impl TestServer {
         if let Some(sandbox) = &sandbox {
             state = state.with_sandbox(sandbox.clone());
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             voltplan_api::serve(listener, state, async {
