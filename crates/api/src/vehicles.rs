@@ -282,8 +282,9 @@ pub struct ElectricVehicleDetailOut {
 /// The pending actions of a vehicle. The only one so far is `reauthenticate`: the worker found the
 /// cloud link revoked. Its id is a UUID v5 of the vehicle id and the code, so it is stable across
 /// reads while the action is pending.
-/// Its resolution link is `POST …/auth_session` (`auth_session.rs`).
-pub fn vehicle_actions(v: &VehicleRecord) -> Vec<ActionOut> {
+/// Its resolution link is `POST …/auth_session` (`auth_session.rs`), absolute on the configured
+/// public URL: a partner's client follows it as given.
+pub fn vehicle_actions(v: &VehicleRecord, public_url: &crate::PublicUrl) -> Vec<ActionOut> {
     if !(v.state.action_needed && v.state.is_authenticated == Some(false)) {
         return Vec::new();
     }
@@ -292,10 +293,10 @@ pub fn vehicle_actions(v: &VehicleRecord) -> Vec<ActionOut> {
         id: crate::boost::uuid_v5(v.id, code),
         code: code.to_owned(),
         resolution_link: ResolutionLinkOut {
-            url: format!(
+            url: public_url.join(&format!(
                 "/api/partners/v2.0/org/{}/users/{}/electric-vehicles/{}/auth_session",
                 v.org_id, v.user_id, v.id
-            ),
+            )),
             required_parameters: vec!["success_url".to_owned(), "cancel_url".to_owned()],
         },
     }]
@@ -767,7 +768,7 @@ pub async fn create_vehicle(
             return Err(e.into());
         }
     };
-    let actions = vehicle_actions(&created);
+    let actions = vehicle_actions(&created, state.public_url());
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(created, &owner, now),
         actions,
@@ -798,7 +799,7 @@ pub async fn get_vehicle(
             query.include_deleted,
         )
         .await?;
-    let actions = vehicle_actions(&vehicle);
+    let actions = vehicle_actions(&vehicle, state.public_url());
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(vehicle, &owner, state.now()),
         actions,
@@ -834,7 +835,7 @@ pub async fn update_vehicle(
             Box::new(move |v| apply_patch(patch, v, now)),
         )
         .await?;
-    let actions = vehicle_actions(&updated);
+    let actions = vehicle_actions(&updated, state.public_url());
     Ok(Json(ElectricVehicleDetailOut {
         vehicle: vehicle_out(updated, &owner, now),
         actions,

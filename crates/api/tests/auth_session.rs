@@ -398,7 +398,10 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
             json!({"success_url": SUCCESS, "cancel_url": CANCEL}),
         )
         .await;
-        assert_eq!(link, auth_session_path(t.org_id, user, ev));
+        assert_eq!(
+            link,
+            format!("{}{}", s.base, auth_session_path(t.org_id, user, ev))
+        );
 
         // The driver's browser opens the consent page: no token needed.
         let (status, headers, html) = open_page(&url).await;

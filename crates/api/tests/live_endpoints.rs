@@ -243,7 +243,7 @@ async fn a_revoked_link_shows_a_reauthenticate_action() {
         assert_eq!(
             action["resolution_link"],
             json!({
-                "url": format!("{}/auth_session", ev_path(t.org_id, user, revoked)),
+                "url": format!("{}{}/auth_session", s.base, ev_path(t.org_id, user, revoked)),
                 "required_parameters": ["success_url", "cancel_url"],
             })
         );

@@ -17,7 +17,7 @@ use voltplan_core::account::Role;
 use voltplan_core::vehicle::{DeviceModel, SANDBOX_CLOUD};
 use voltplan_core::{Clock, PriceSlot, PriceZone};
 use voltplan_store::{OrgScope, Store, new_building, new_user, new_vehicle};
-use voltplan_worker::{Clouds, Worker, WorkerConfig};
+use voltplan_worker::{Worker, WorkerConfig};
 
 use crate::DatabaseArgs;
 use crate::serve::{create_org_and_client, open_store, print_credentials, shutdown_signal};
@@ -41,6 +41,8 @@ pub struct DemoArgs {
     /// Seed of the sandbox's random failures and of the drivers' habits.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    #[command(flatten)]
+    pub clouds: crate::worker_cmd::CloudArgs,
 }
 
 /// SMARD 2024 quarter-hour day-ahead prices (CC BY 4.0, © Bundesnetzagentur | SMARD.de).
@@ -164,7 +166,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let worker = Arc::new(Worker::new(
         store.clone(),
-        Clouds::new().with_sandbox(sandbox.clone()),
+        args.clouds.clouds(sandbox.clone()),
         clock.clone(),
         demo_worker_config(args.speed),
     ));

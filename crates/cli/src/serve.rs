@@ -18,6 +18,9 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
     #[command(flatten)]
     pub db: DatabaseArgs,
+    /// With `--with-worker`.
+    #[command(flatten)]
+    pub clouds: crate::worker_cmd::CloudArgs,
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "VOLTPLAN_TOKEN_LIFETIME_SECS", default_value_t = 36_000)]
     pub token_lifetime_secs: i64,
@@ -187,7 +190,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let worker = voltplan_worker::Worker::new(
         store,
-        voltplan_worker::Clouds::new().with_sandbox(sandbox),
+        args.clouds.clouds(sandbox),
         clock,
         voltplan_worker::WorkerConfig::new(crate::worker_cmd::default_worker_id()),
     );

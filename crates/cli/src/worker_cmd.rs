@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use voltplan_core::{Clock, SystemClock};
+use voltplan_worker::budget::CallBudget;
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
 use crate::DatabaseArgs;
@@ -21,6 +22,32 @@ pub struct WorkerArgs {
     /// Vehicle cycles run at the same time.
     #[arg(long, env = "VOLTPLAN_WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub clouds: CloudArgs,
+}
+
+/// How the worker may use the vehicle clouds.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CloudArgs {
+    /// Calls (reads and commands) one worker makes to one vehicle cloud per minute at most, on
+    /// average (bursts of 10 seconds' worth); cycles beyond it are deferred. 0 = no limit.
+    #[arg(long, env = "VOLTPLAN_CLOUD_CALLS_PER_MINUTE", default_value_t = 600.0)]
+    pub cloud_calls_per_minute: f64,
+}
+
+impl CloudArgs {
+    /// The clouds a worker steers through: the sandbox, within the call budget.
+    pub fn clouds(&self, sandbox: Arc<voltplan_clouds::SandboxCloud>) -> Clouds {
+        let clouds = Clouds::new().with_sandbox(sandbox);
+        if self.cloud_calls_per_minute > 0.0 {
+            clouds.with_budget(
+                voltplan_core::vehicle::SANDBOX_CLOUD.id,
+                CallBudget::per_minute(self.cloud_calls_per_minute),
+            )
+        } else {
+            clouds
+        }
+    }
 }
 
 /// `hostname-pid`: unique per process on a host, readable in the database.
@@ -51,7 +78,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.concurrency = args.concurrency;
     tracing::info!(worker_id = %config.worker_id, "worker starting");
     let fetcher = price_fetcher(&store, &clock)?;
-    let worker = Worker::new(store, Clouds::new().with_sandbox(sandbox), clock, config);
+    let worker = Worker::new(store, args.clouds.clouds(sandbox), clock, config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let fetching = async {
         if let Some(fetcher) = &fetcher {

@@ -219,7 +219,9 @@ fn target_goes_to_the_cheapest_hours_in_one_block() {
         p.explanation
     );
     assert!(
-        p.explanation.contains("instead of 120 €/MWh now"),
+        // 2.73 € for 24 kWh.
+        p.explanation
+            .contains("instead of 114 €/MWh charging at once"),
         "{}",
         p.explanation
     );

@@ -8,13 +8,13 @@
 //! ```
 
 use chrono::{Duration, Utc};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 use voltplan_core::{PriceSlot, PriceZone};
 use voltplan_prices::{Format, import_file_all_columns};
 use voltplan_store::{ConnectOptions, OrgScope, Store, connect};
+use voltplan_test_support::{Backend, TestDatabase, backends};
 
 const FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -27,63 +27,19 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 struct Target {
     store: Arc<dyn Store>,
-    drop_pg: Option<(String, String)>,
-    sqlite_path: Option<std::path::PathBuf>,
+    database: TestDatabase,
 }
 
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = base[authority..]
-        .find('/')
-        .map_or(base, |slash| &base[..authority + slash]);
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
-}
-
-async fn open(backend: &'static str) -> BenchResult<Target> {
-    if backend == "sqlite" {
-        let path = std::env::temp_dir().join(format!("voltplan-bench-{}.db", Uuid::new_v4()));
-        let store = connect(&ConnectOptions::new(format!("sqlite:{}", path.display()))).await?;
-        return Ok(Target {
-            store,
-            drop_pg: None,
-            sqlite_path: Some(path),
-        });
-    }
-    let admin_url = std::env::var("VOLTPLAN_TEST_POSTGRES_URL")?;
-    let database = format!("voltplan_t_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&mut admin)
-        .await?;
-    let store = connect(&ConnectOptions::new(with_database(&admin_url, &database))).await?;
-    Ok(Target {
-        store,
-        drop_pg: Some((admin_url, database)),
-        sqlite_path: None,
-    })
+async fn open(backend: &Backend) -> BenchResult<Target> {
+    let database = TestDatabase::create(backend, "voltplan-bench").await;
+    let store = connect(&ConnectOptions::new(database.url())).await?;
+    Ok(Target { store, database })
 }
 
 impl Target {
     async fn close(self) {
         drop(self.store);
-        if let Some(path) = self.sqlite_path {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-        if let Some((admin_url, database)) = self.drop_pg
-            && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await;
-        }
+        self.database.drop_database().await;
     }
 }
 
@@ -92,7 +48,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn run(backend: &'static str, series: &[(PriceZone, Vec<PriceSlot>)]) -> BenchResult<()> {
+async fn run(backend: &Backend, series: &[(PriceZone, Vec<PriceSlot>)]) -> BenchResult<()> {
     let points: usize = series.iter().map(|(_, slots)| slots.len()).sum();
     let received_at = Utc::now();
     let mut best_fresh = f64::MAX;
@@ -126,7 +82,7 @@ async fn run(backend: &'static str, series: &[(PriceZone, Vec<PriceSlot>)]) -> B
     println!(
         "{}: import {points} points into an empty store: best {:.0} ms = {:.0} points/s; \
          re-import (all unchanged): best {:.0} ms = {:.0} points/s",
-        backend,
+        backend.name(),
         best_fresh * 1e3,
         points as f64 / best_fresh,
         best_again * 1e3,
@@ -160,7 +116,7 @@ async fn run(backend: &'static str, series: &[(PriceZone, Vec<PriceSlot>)]) -> B
     latencies.sort_by(f64::total_cmp);
     println!(
         "{}: read 48 h of {zone} ({} points on average), {READS} reads: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        backend,
+        backend.name(),
         returned / READS,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
@@ -188,11 +144,8 @@ fn main() -> BenchResult<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        run("sqlite", &series).await?;
-        if std::env::var("VOLTPLAN_TEST_POSTGRES_URL").is_ok() {
-            run("postgres", &series).await?;
-        } else {
-            println!("skipping PostgreSQL: VOLTPLAN_TEST_POSTGRES_URL not set");
+        for backend in backends() {
+            run(&backend, &series).await?;
         }
         Ok(())
     })

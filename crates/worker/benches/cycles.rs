@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveTime, TimeZone, Utc};
-use sqlx::Connection;
-use uuid::Uuid;
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
 use voltplan_core::account::Role;
 use voltplan_core::vehicle::SANDBOX_CLOUD;
@@ -19,9 +17,9 @@ use voltplan_core::{ManualClock, PriceZone};
 use voltplan_store::{
     ConnectOptions, OrgScope, Store, connect, new_building, new_user, new_vehicle,
 };
+use voltplan_test_support::{Backend, TestDatabase, backends};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
-const PG_ENV: &str = "VOLTPLAN_TEST_POSTGRES_URL";
 const PRICES: &str =
     "../../data/prices/smard_grosshandelspreise_2024_quarterhour_grid_multizone_de.csv.gz";
 
@@ -30,21 +28,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 async fn bench(name: &str, store: Arc<dyn Store>) {
@@ -169,35 +152,17 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = connect(&ConnectOptions::new(format!(
-        "sqlite:{}",
-        dir.path().join("bench.db").display()
-    )))
-    .await
-    .expect("SQLite");
-    bench("sqlite", sqlite).await;
-
-    match std::env::var(PG_ENV) {
-        Ok(admin_url) => {
-            let database = format!("voltplan_bench_{}", Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("PostgreSQL reachable");
-            sqlx::query(&format!("CREATE DATABASE {database}"))
-                .execute(&mut admin)
-                .await
-                .expect("create database");
-            let mut options = ConnectOptions::new(with_database(&admin_url, &database));
+    for backend in backends() {
+        let database = TestDatabase::create(&backend, "voltplan-bench").await;
+        let mut options = ConnectOptions::new(database.url());
+        if let Backend::Postgres(_) = backend {
             options.max_connections = 32;
-            let store = connect(&options).await.expect("PostgreSQL");
-            bench("postgres", store.clone()).await;
-            drop(store);
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .expect("drop database");
         }
-        Err(_) => println!("skipping PostgreSQL: {PG_ENV} not set"),
+        let store = connect(&options)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", backend.name()));
+        bench(backend.name(), store.clone()).await;
+        drop(store);
+        database.drop_database().await;
     }
 }

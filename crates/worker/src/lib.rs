@@ -17,6 +17,7 @@
 //! derived from the decision (not the lease), so a worker taking over never sends a command twice.
 
 pub mod boost;
+pub mod budget;
 pub mod monitor;
 pub mod price_fetch;
 pub mod runtime;
@@ -42,6 +43,7 @@ use voltplan_core::{Clock, PriceSlot, PriceZone};
 use voltplan_store::fleet::{ClaimedVehicle, CycleOutcome};
 use voltplan_store::{OrgScope, Store, StoreError};
 
+use budget::{CallBudget, CallKind, TokenBucket};
 use runtime::VehicleRuntime;
 
 /// How often and how hard the worker works. Durations are simulated time (the injected clock),
@@ -116,6 +118,10 @@ pub struct Clouds {
     /// Kept typed so unknown sandbox cars can be registered (the sandbox forgets on restart).
     sandbox: Option<Arc<SandboxCloud>>,
     catalogue: Arc<Vec<VehicleSpec>>,
+    /// Call budgets by service; a service without one is called as often as cycles need.
+    budgets: HashMap<Uuid, CallBudget>,
+    /// The budgets' buckets, shared by the clones of this value (one worker's cycles).
+    buckets: Arc<std::sync::Mutex<HashMap<Uuid, TokenBucket>>>,
 }
 
 impl std::fmt::Debug for Clouds {
@@ -123,6 +129,7 @@ impl std::fmt::Debug for Clouds {
         f.debug_struct("Clouds")
             .field("services", &self.by_service.keys().collect::<Vec<_>>())
             .field("default_service", &self.default_service)
+            .field("budgets", &self.budgets)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +157,33 @@ impl Clouds {
     pub fn with_default_service(mut self, service_id: Uuid) -> Self {
         self.default_service = Some(service_id);
         self
+    }
+
+    /// Never call this service faster than `budget` (see [`budget`]).
+    pub fn with_budget(mut self, service_id: Uuid, budget: CallBudget) -> Self {
+        self.budgets.insert(service_id, budget);
+        self
+    }
+
+    /// Takes a call from the service's budget, or says when to try again.
+    pub(crate) fn take_call(
+        &self,
+        service: Uuid,
+        kind: CallKind,
+        now: DateTime<Utc>,
+    ) -> Result<(), DateTime<Utc>> {
+        let Some(budget) = self.budgets.get(&service) else {
+            return Ok(());
+        };
+        // A poisoned lock only means another cycle panicked mid-update of plain numbers.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        buckets
+            .entry(service)
+            .or_insert_with(|| TokenBucket::new(*budget, now))
+            .try_take(kind, now)
     }
 
     fn service_of(&self, vehicle: &voltplan_store::VehicleRecord) -> Option<Uuid> {
@@ -245,6 +279,8 @@ pub struct CycleStats {
     pub commands_sent: usize,
     /// Cycles that re-planned (the others kept their plan).
     pub replanned: usize,
+    /// Cycles that did not read the car because its cloud's call budget was spent (rescheduled).
+    pub deferred: usize,
     /// Wall time spent claiming (with the price books), cycling, and writing the batch's results.
     pub claim_time: std::time::Duration,
     pub cycle_time: std::time::Duration,
@@ -342,6 +378,8 @@ enum ReadOutcome {
     Reading(VehicleReading),
     Failed(CloudError),
     NoCloud(String),
+    /// The cloud's call budget is spent: not read; try again then.
+    Deferred(DateTime<Utc>),
 }
 
 impl Worker {
@@ -410,6 +448,7 @@ impl Worker {
                 Ok(r) => {
                     stats.commands_sent += r.commands_sent;
                     stats.replanned += usize::from(r.replanned);
+                    stats.deferred += usize::from(r.deferred);
                     finishes.push(r.finish);
                 }
                 Err(e) => {
@@ -502,8 +541,15 @@ impl Worker {
             return ReadOutcome::NoCloud(format!("no cloud registered for service {service}"));
         };
         let reference = cloud_ref(vehicle);
+        let now = self.clock.now();
+        if let Err(retry_at) = self.clouds.take_call(service, CallKind::Read, now) {
+            return ReadOutcome::Deferred(retry_at);
+        }
         match cloud.read_state(&reference).await {
             Err(CloudError::UnknownVehicle) if service == SANDBOX_CLOUD.id => {
+                if let Err(retry_at) = self.clouds.take_call(service, CallKind::Read, now) {
+                    return ReadOutcome::Deferred(retry_at);
+                }
                 if self.clouds.register_in_sandbox(vehicle, claimed.home) {
                     tracing::info!("registered the vehicle in the sandbox");
                     match cloud.read_state(&reference).await {
@@ -552,41 +598,25 @@ impl Worker {
             .plan
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok());
-        let mut outcome_flags = boost::BoostEffects::default();
-
         let reading = match self.read(&claimed).await {
             ReadOutcome::Reading(r) => r,
             ReadOutcome::Failed(error) => {
                 monitor::apply_read_failure(&mut state, &mut rt, &error, now, cfg);
                 let next = schedule::after_read_failure(&rt, &state, &error, now, cfg);
-                return self
-                    .finish(
-                        &claimed,
-                        state,
-                        rt,
-                        plan,
-                        next,
-                        outcome_flags,
-                        steer::Steered::default(),
-                        (Vec::new(), None),
-                    )
-                    .await;
+                return self.finish_unread(&claimed, state, rt, plan, next);
+            }
+            ReadOutcome::Deferred(retry_at) => {
+                // Nothing was learnt: everything stays as it was, only the next cycle moves.
+                tracing::debug!(%retry_at, "cloud call budget spent; read deferred");
+                let next = retry_at.max(now + cfg.min_interval);
+                let mut result = self.finish_unread(&claimed, state, rt, plan, next)?;
+                result.deferred = true;
+                return Ok(result);
             }
             ReadOutcome::NoCloud(reason) => {
                 monitor::apply_no_cloud(&mut state, &reason, now);
                 let next = now + cfg.revoked_interval;
-                return self
-                    .finish(
-                        &claimed,
-                        state,
-                        rt,
-                        plan,
-                        next,
-                        outcome_flags,
-                        steer::Steered::default(),
-                        (Vec::new(), None),
-                    )
-                    .await;
+                return self.finish_unread(&claimed, state, rt, plan, next);
             }
         };
 
@@ -599,7 +629,7 @@ impl Worker {
         if let Some(closed) = transition.closed.clone() {
             sessions.push(closed);
         }
-        outcome_flags = boost::apply(
+        let outcome_flags = boost::apply(
             settings,
             &mut state,
             &observed,
@@ -640,13 +670,14 @@ impl Worker {
             session::note_plan(&mut rt, plan.as_ref());
         }
 
+        let service = self.clouds.service_of(&claimed.vehicle);
         let steer_ctx = steer::SteerContext {
             store: self.store.as_ref(),
-            cloud: self
-                .clouds
-                .service_of(&claimed.vehicle)
+            cloud: service
                 .and_then(|s| self.clouds.cloud(s))
                 .map(|c| c.as_ref()),
+            clouds: &self.clouds,
+            service,
             reference: cloud_ref(&claimed.vehicle),
             lease: &claimed.lease,
             config: cfg,
@@ -669,24 +700,43 @@ impl Worker {
 
         let next =
             schedule::next_cycle_at(&state, &rt, settings, plan.as_ref(), &observed, now, cfg);
-        let mut result = self
-            .finish(
-                &claimed,
-                state,
-                rt,
-                plan,
-                next,
-                outcome_flags,
-                steered,
-                (sessions, reading),
-            )
-            .await?;
+        let mut result = self.finish(
+            &claimed,
+            state,
+            rt,
+            plan,
+            next,
+            outcome_flags,
+            steered,
+            (sessions, reading),
+        )?;
         result.replanned = replan;
         Ok(result)
     }
 
+    /// The end of a cycle that got no reading: no boost, command, session or `/data` row.
+    fn finish_unread(
+        &self,
+        claimed: &ClaimedVehicle,
+        state: voltplan_core::vehicle::EvState,
+        rt: VehicleRuntime,
+        plan: Option<Plan>,
+        next_cycle_at: DateTime<Utc>,
+    ) -> Result<CycleResult, WorkerError> {
+        self.finish(
+            claimed,
+            state,
+            rt,
+            plan,
+            next_cycle_at,
+            boost::BoostEffects::default(),
+            steer::Steered::default(),
+            (Vec::new(), None),
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
-    async fn finish(
+    fn finish(
         &self,
         claimed: &ClaimedVehicle,
         state: voltplan_core::vehicle::EvState,
@@ -716,6 +766,7 @@ impl Worker {
             finish: (claimed.lease.clone(), outcome),
             commands_sent: steered.commands_sent,
             replanned: false,
+            deferred: false,
         })
     }
 }
@@ -725,6 +776,7 @@ struct CycleResult {
     finish: (voltplan_store::fleet::Lease, CycleOutcome),
     commands_sent: usize,
     replanned: bool,
+    deferred: bool,
 }
 
 fn cloud_ref(vehicle: &voltplan_store::VehicleRecord) -> CloudVehicleRef {

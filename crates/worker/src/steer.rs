@@ -37,6 +37,7 @@ use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{CommandOutcome, CommandRecord, Lease};
 use voltplan_store::{FleetStore, Store, StoreError};
 
+use crate::budget::CallKind;
 use crate::monitor::{Observed, mark_revoked};
 use crate::runtime::{CommandKind, PendingCommand, VehicleRuntime};
 use crate::{WorkerConfig, status_for_failures};
@@ -44,6 +45,9 @@ use crate::{WorkerConfig, status_for_failures};
 pub struct SteerContext<'a> {
     pub store: &'a dyn Store,
     pub cloud: Option<&'a dyn VehicleCloud>,
+    /// For the call budget of `service`.
+    pub clouds: &'a crate::Clouds,
+    pub service: Option<uuid::Uuid>,
     pub reference: CloudVehicleRef,
     pub lease: &'a Lease,
     pub config: &'a WorkerConfig,
@@ -260,6 +264,14 @@ async fn steer_inner(
         }
     }
     if rt.retry_at.is_some_and(|at| now < at) {
+        return Ok(());
+    }
+    // Before recording: a command recorded as sent must be sent.
+    if let Some(service) = ctx.service
+        && let Err(retry_at) = ctx.clouds.take_call(service, CallKind::Command, now)
+    {
+        tracing::debug!(%retry_at, "cloud call budget spent; command deferred");
+        rt.retry_at = Some(retry_at);
         return Ok(());
     }
     let key = loop {

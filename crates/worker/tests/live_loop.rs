@@ -9,7 +9,6 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
-use sqlx::Connection;
 use uuid::Uuid;
 use voltplan_clouds::{
     CloudError, CloudVehicleRef, CommandReceipt, FailureProfile, FailureScope, SandboxCloud,
@@ -22,103 +21,58 @@ use voltplan_core::{Clock, ManualClock, PriceSlot, PriceZone};
 use voltplan_store::{
     ConnectOptions, OrgScope, Store, VehicleRecord, connect, new_building, new_user, new_vehicle,
 };
+use voltplan_test_support::{Backend, TestDatabase, backends};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
-const PG_ENV: &str = "VOLTPLAN_TEST_POSTGRES_URL";
 const PRICES: &str =
     "../../data/prices/smard_grosshandelspreise_2024_quarterhour_grid_multizone_de.csv.gz";
 const HOME: (f64, f64) = (52.52, 13.405);
 
 // ---- fixtures ------------------------------------------------------------------------------
 
-enum Cleanup {
-    File(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, database: String },
-}
-
+/// A store on a throw-away database (`voltplan-test-support`).
 struct Db {
     store: Arc<dyn Store>,
-    cleanup: Cleanup,
+    database: TestDatabase,
 }
 
 impl Db {
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("worker.db");
-        let store = connect(&ConnectOptions::new(format!("sqlite:{}", path.display())))
-            .await
-            .expect("open SQLite");
-        Db {
-            store,
-            cleanup: Cleanup::File(dir),
+    async fn open(backend: &Backend) -> Db {
+        let database = TestDatabase::create(backend, "voltplan-worker").await;
+        let mut options = ConnectOptions::new(database.url());
+        if let Backend::Postgres(_) = backend {
+            options.max_connections = 32;
         }
+        let store = connect(&options)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", backend.name()));
+        Db { store, database }
+    }
+
+    async fn sqlite() -> Db {
+        Db::open(&Backend::Sqlite).await
     }
 
     /// A fresh PostgreSQL database, or `None` (with a note) when the variable is not set.
     async fn postgres() -> Option<Db> {
-        let Ok(admin_url) = std::env::var(PG_ENV) else {
-            eprintln!("skipping PostgreSQL: {PG_ENV} not set");
-            return None;
-        };
-        let database = format!("voltplan_w_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        let mut options = ConnectOptions::new(with_database(&admin_url, &database));
-        options.max_connections = 32;
-        let store = connect(&options).await.expect("open PostgreSQL");
-        Some(Db {
-            store,
-            cleanup: Cleanup::Postgres {
-                admin_url,
-                database,
-            },
-        })
+        match Backend::postgres_if_configured() {
+            Some(postgres) => Some(Db::open(&postgres).await),
+            None => None,
+        }
     }
 
     /// Every backend available: SQLite always, PostgreSQL when configured.
     async fn all() -> Vec<(&'static str, Db)> {
-        let mut dbs = vec![("sqlite", Db::sqlite().await)];
-        if let Some(pg) = Db::postgres().await {
-            dbs.push(("postgres", pg));
+        let mut dbs = Vec::new();
+        for backend in backends() {
+            dbs.push((backend.name(), Db::open(&backend).await));
         }
         dbs
     }
 
     async fn drop_database(self) {
-        if let Cleanup::Postgres {
-            admin_url,
-            database,
-        } = self.cleanup
-        {
-            drop(self.store);
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("reconnect");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .expect("drop database");
-        }
-    }
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
+        drop(self.store);
+        self.database.drop_database().await;
     }
 }
 
@@ -775,17 +729,30 @@ struct Probe {
     commands: AtomicUsize,
     per_key: std::sync::Mutex<HashMap<String, usize>>,
     reached: tokio::sync::Notify,
+    /// Every call that reached the cloud: (clock time, read/start/stop/limit).
+    calls: std::sync::Mutex<Vec<(DateTime<Utc>, &'static str)>>,
+    clock: Arc<ManualClock>,
 }
 
 impl Probe {
-    fn new(inner: Arc<SandboxCloud>, hang: bool) -> Arc<Probe> {
+    /// Wraps the environment's sandbox; `hang`: commands reach the car, then never return.
+    fn new(env: &Env, hang: bool) -> Arc<Probe> {
         Arc::new(Probe {
-            inner,
+            inner: env.sandbox.clone(),
             hang,
             commands: AtomicUsize::new(0),
             per_key: Default::default(),
             reached: Default::default(),
+            calls: Default::default(),
+            clock: env.clock.clone(),
         })
+    }
+
+    fn log(&self, kind: &'static str) {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push((self.clock.now(), kind));
     }
 
     async fn after(
@@ -811,6 +778,7 @@ impl Probe {
 #[async_trait]
 impl VehicleCloud for Probe {
     async fn read_state(&self, vehicle: &CloudVehicleRef) -> Result<VehicleReading, CloudError> {
+        self.log("read");
         self.inner.read_state(vehicle).await
     }
     async fn start_charging(
@@ -818,6 +786,7 @@ impl VehicleCloud for Probe {
         vehicle: &CloudVehicleRef,
         key: &str,
     ) -> Result<CommandReceipt, CloudError> {
+        self.log("start");
         let r = self.inner.start_charging(vehicle, key).await;
         self.after(key, r).await
     }
@@ -826,6 +795,7 @@ impl VehicleCloud for Probe {
         vehicle: &CloudVehicleRef,
         key: &str,
     ) -> Result<CommandReceipt, CloudError> {
+        self.log("stop");
         let r = self.inner.stop_charging(vehicle, key).await;
         self.after(key, r).await
     }
@@ -835,6 +805,7 @@ impl VehicleCloud for Probe {
         percent: i32,
         key: &str,
     ) -> Result<CommandReceipt, CloudError> {
+        self.log("limit");
         self.inner.set_charge_limit(vehicle, percent, key).await
     }
 }
@@ -872,7 +843,7 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
 
     // Worker C is killed while its commands are in flight: they reached the cars, their outcome
     // was never written, and C's leases stay until they expire.
-    let hanging = Probe::new(env.sandbox.clone(), true);
+    let hanging = Probe::new(&env, true);
     let c = Arc::new(
         env.worker_with(
             "worker-c",
@@ -920,7 +891,7 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
         .collect();
 
     // The survivors use their own probe, to see what they send.
-    let probe = Probe::new(env.sandbox.clone(), false);
+    let probe = Probe::new(&env, false);
     let clouds = Clouds::new()
         .with_cloud(SANDBOX_CLOUD.id, probe.clone())
         .with_default_service(SANDBOX_CLOUD.id);
@@ -994,6 +965,72 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
             .all(|n| *n == 1)
     );
     env.db.drop_database().await;
+}
+
+// ---- the call budget --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_call_budget_is_never_exceeded_and_every_car_is_still_steered() {
+    let env = Env::new(Db::sqlite().await, evening()).await;
+    let log = Probe::new(&env, false);
+    let budget = voltplan_worker::budget::CallBudget::per_minute(30.0);
+    let worker = env.worker_with(
+        "budgeted",
+        Clouds::new()
+            .with_cloud(SANDBOX_CLOUD.id, log.clone())
+            .with_default_service(SANDBOX_CLOUD.id)
+            .with_budget(SANDBOX_CLOUD.id, budget),
+    );
+    // 80 cars plug in at once and start charging on their own: each needs a read and a stop,
+    // far more than 30 calls a minute allow at first.
+    let mut cars = Vec::new();
+    for k in 0..80 {
+        let car = env.car(35.0 + f64::from(k % 20)).await;
+        env.sandbox.plug_in(car).expect("plug in");
+        cars.push(car);
+    }
+    let mut deferred = 0;
+    for _ in 0..(40 * 6) {
+        loop {
+            let stats = worker.run_once().await.expect("run_once");
+            assert_eq!(stats.failed, 0);
+            deferred += stats.deferred;
+            if stats.claimed == 0 {
+                break;
+            }
+        }
+        env.clock.advance(Duration::seconds(10));
+    }
+    assert!(deferred > 80, "the budget deferred cycles: {deferred}");
+
+    // In every minute-long window: at most the burst plus a minute's worth.
+    let calls = log.calls.lock().expect("lock").clone();
+    let limit = (budget.burst + budget.calls_per_minute).floor() as usize;
+    for (k, (start, _)) in calls.iter().enumerate() {
+        let in_window = calls[k..]
+            .iter()
+            .take_while(|(at, _)| *at < *start + minute())
+            .count();
+        assert!(
+            in_window <= limit,
+            "{in_window} calls in the minute from {start} (limit {limit})"
+        );
+    }
+    // …and yet within 40 minutes every car was read, planned and stopped for the cheaper night.
+    for car in &cars {
+        let state = env.state(*car).await;
+        assert!(
+            state.last_monitoring_executed_at.is_some(),
+            "{car} was read"
+        );
+        assert!(env.plan(*car).await.is_some(), "{car} has a plan");
+        assert!(
+            !env.sandbox.snapshot(*car).expect("snapshot").is_charging,
+            "{car} waits for the cheap night slots"
+        );
+    }
+    let stops = calls.iter().filter(|(_, kind)| *kind == "stop").count();
+    assert!(stops >= 80, "every car got its stop: {stops}");
 }
 
 async fn collect_commands(env: &Env, cars: &[Uuid]) -> Vec<voltplan_store::fleet::CommandRecord> {

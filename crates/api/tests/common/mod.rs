@@ -7,31 +7,15 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use voltplan_api::{ApiConfig, AppState};
 use voltplan_core::ManualClock;
 use voltplan_store::{ConnectOptions, NewApiClient, OrgScope, Store};
-
-pub const POSTGRES_ENV: &str = "VOLTPLAN_TEST_POSTGRES_URL";
-
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Sqlite,
-    Postgres(String),
-}
-
-/// The backends this run covers.
-pub fn backends() -> Vec<Backend> {
-    let mut list = vec![Backend::Sqlite];
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.trim().is_empty() => list.push(Backend::Postgres(url)),
-        _ => eprintln!("skipping PostgreSQL: {POSTGRES_ENV} not set"),
-    }
-    list
-}
+use voltplan_test_support::TestDatabase;
+/// The backends this run covers (`backends()`): SQLite, and PostgreSQL when configured.
+pub use voltplan_test_support::{Backend, backends};
 
 pub struct Tenant {
     pub org_id: Uuid,
@@ -48,8 +32,7 @@ pub struct TestServer {
     pub backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    pg_database: Option<(String, String)>,
+    database: TestDatabase,
 }
 
 pub fn start_of_test() -> DateTime<Utc> {
@@ -74,26 +57,8 @@ impl TestServer {
         config: ApiConfig,
         with_sandbox: bool,
     ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
-        let (url, sqlite_dir, pg_database) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite:{}", dir.path().join("test.db").display());
-                (url, Some(dir), None)
-            }
-            Backend::Postgres(admin_url) => {
-                let name = format!("voltplan_t_{}", Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(admin_url)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
-                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                let url = with_database(admin_url, &name);
-                (url, None, Some((admin_url.clone(), name)))
-            }
-        };
-        let mut options = ConnectOptions::new(url);
+        let database = TestDatabase::create(backend, "voltplan-api").await;
+        let mut options = ConnectOptions::new(database.url());
         options.max_connections = 4;
         let store = voltplan_store::connect(&options).await.unwrap();
         let clock = Arc::new(ManualClock::new(start_of_test()));
@@ -133,13 +98,12 @@ impl TestServer {
             backend: backend.clone(),
             shutdown: Some(tx),
             task: Some(task),
-            _sqlite_dir: sqlite_dir,
-            pg_database,
+            database,
         };
         (server, sandbox)
     }
 
-    /// Stops the server and drops a PostgreSQL test database.
+    /// Stops the server and drops its test database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -147,14 +111,8 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        if let Some((admin_url, name)) = self.pg_database.take() {
-            drop(self.store);
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-            }
-        }
+        drop(self.store);
+        self.database.drop_database().await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -288,22 +246,6 @@ pub async fn status_and_json(r: reqwest::Response) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, body)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let cut = base
-        .rfind('/')
-        .filter(|&i| i > "postgres://".len())
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..cut], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 pub fn users_path(org: Uuid) -> String {

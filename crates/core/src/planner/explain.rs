@@ -47,7 +47,6 @@ pub(crate) fn explain(
     plan: &Plan,
     settings: &PlannerSettings,
     tz: Tz,
-    price_now: Option<f64>,
     pause_until: Option<DateTime<Utc>>,
 ) -> String {
     let all: Vec<&PlanInterval> = plan.intervals.iter().collect();
@@ -92,7 +91,7 @@ pub(crate) fn explain(
                 )
             }
         }
-        PlanMode::Smart => smart_line(plan, settings, tz, price_now, &after_pause),
+        PlanMode::Smart => smart_line(plan, settings, tz, &after_pause),
     };
     if plan.uses_forecast_prices {
         line.push_str(
@@ -102,13 +101,7 @@ pub(crate) fn explain(
     line
 }
 
-fn smart_line(
-    plan: &Plan,
-    settings: &PlannerSettings,
-    tz: Tz,
-    price_now: Option<f64>,
-    after_pause: &str,
-) -> String {
+fn smart_line(plan: &Plan, settings: &PlannerSettings, tz: Tz, after_pause: &str) -> String {
     let of = |reasons: &[Reason]| -> Vec<&PlanInterval> {
         plan.intervals
             .iter()
@@ -158,8 +151,11 @@ fn smart_line(
             by.clone().unwrap_or_default(),
             avg
         );
-        if let Some(now_price) = price_now.filter(|p| (p - avg).abs() >= 0.5) {
-            s.push_str(&format!(" instead of {:.0} €/MWh now", now_price));
+        // Against what the driver would otherwise pay: the same energy charged at once on
+        // plug-in (the plan's baseline), not the price of the current slot alone.
+        let at_once = plan.baseline_cost_eur / plan.energy_kwh * 1000.0;
+        if plan.energy_kwh > 0.0 && (at_once - avg).abs() >= 0.5 {
+            s.push_str(&format!(" instead of {at_once:.0} €/MWh charging at once"));
         }
         pieces.push(s);
     }

@@ -275,15 +275,10 @@ impl<'a> Planner<'a> {
             forecast_prices,
             explanation: String::new(),
         };
-        let price_now = segments
-            .first()
-            .filter(|s| s.start <= self.now)
-            .map(|s| s.price_eur_mwh);
         plan.explanation = explain::explain(
             &plan,
             self.settings,
             self.settings.price_zone.time_zone(),
-            price_now,
             self.settings.pause_power_until.filter(|p| *p > self.now),
         );
         plan
