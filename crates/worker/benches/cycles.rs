@@ -4,7 +4,8 @@
 //!
 //! `CARGO_TARGET_DIR=target-worker cargo bench -p voltplan-worker --bench cycles`
 //! Optional: `VOLTPLAN_BENCH_CARS`, `VOLTPLAN_BENCH_STEPS`, `VOLTPLAN_BENCH_BATCH`,
-//! `VOLTPLAN_BENCH_CONCURRENCY`.
+//! `VOLTPLAN_BENCH_CONCURRENCY`, `VOLTPLAN_BENCH_WORKERS` (workers sharing the fleet; the time
+//! columns then add up the workers' time).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,15 +104,23 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
             .expect("sandbox car");
     }
 
-    let mut config = WorkerConfig::new("bench");
-    config.batch_size = env_or("VOLTPLAN_BENCH_BATCH", config.batch_size as usize) as i64;
-    config.concurrency = env_or("VOLTPLAN_BENCH_CONCURRENCY", config.concurrency);
-    let (batch, concurrency) = (config.batch_size, config.concurrency);
-    let worker = Worker::new(
-        store.clone(),
-        Clouds::new().with_sandbox(sandbox),
-        clock.clone(),
-        config,
+    // Several workers share the fleet through leases, as separate processes would.
+    let workers: Vec<Worker> = (0..env_or("VOLTPLAN_BENCH_WORKERS", 1).max(1))
+        .map(|k| {
+            let mut config = WorkerConfig::new(format!("bench-{k}"));
+            config.batch_size = env_or("VOLTPLAN_BENCH_BATCH", config.batch_size as usize) as i64;
+            config.concurrency = env_or("VOLTPLAN_BENCH_CONCURRENCY", config.concurrency);
+            Worker::new(
+                store.clone(),
+                Clouds::new().with_sandbox(sandbox.clone()),
+                clock.clone(),
+                config,
+            )
+        })
+        .collect();
+    let (batch, concurrency) = (
+        workers[0].config().batch_size,
+        workers[0].config().concurrency,
     );
 
     let mut cycles = 0usize;
@@ -124,25 +133,33 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
     );
     let began = Instant::now();
     for _ in 0..steps {
-        loop {
-            let stats = worker.run_once().await.expect("run_once");
+        let drained = futures::future::join_all(workers.iter().map(|worker| async move {
+            let mut all = Vec::new();
+            loop {
+                let stats = worker.run_once().await.expect("run_once");
+                all.push(stats);
+                if stats.claimed == 0 {
+                    break all;
+                }
+            }
+        }))
+        .await;
+        for stats in drained.iter().flatten() {
             cycles += stats.completed;
             commands += stats.commands_sent;
             replans += stats.replanned;
             claim += stats.claim_time;
             cycle += stats.cycle_time;
             finish += stats.finish_time;
-            if stats.claimed == 0 {
-                break;
-            }
         }
         // Every car is due again after its longest interval.
         clock.advance(Duration::minutes(5));
     }
     let elapsed = began.elapsed().as_secs_f64();
     println!(
-        "{name}: {cycles} cycles ({cars} cars × {steps} steps, batch {batch}, concurrency {concurrency}, {commands} commands, {replans} plans) \
+        "{name}: {cycles} cycles ({cars} cars × {steps} steps, {} worker(s), batch {batch}, concurrency {concurrency}, {commands} commands, {replans} plans) \
          in {elapsed:.2} s = {:.0} cycles/s (claim {:.2} s, cycles {:.2} s, finish {:.2} s)",
+        workers.len(),
         cycles as f64 / elapsed,
         claim.as_secs_f64(),
         cycle.as_secs_f64(),
