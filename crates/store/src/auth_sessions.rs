@@ -61,7 +61,8 @@ impl AuthSessionRecord {
 #[async_trait]
 pub trait AuthSessionStore: Send + Sync {
     /// Stores a new session for a live vehicle of `org` (the record's `org_id` is taken from
-    /// `org`). `NotFound` when the organisation has no such live vehicle.
+    /// `org`). `NotFound` when the organisation has no such live vehicle. Deletes the vehicle's
+    /// sessions that expired more than [`KEEP_EXPIRED`] before this one's creation.
     async fn create_auth_session(&self, org: OrgScope, session: &AuthSessionRecord) -> Result<()>;
 
     /// The session with this id, open or not. Not scoped by organisation: see the module docs.
@@ -77,6 +78,9 @@ pub trait AuthSessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 }
+
+/// How long a vehicle's ended sessions are kept; they are deleted when it gets a new one.
+pub const KEEP_EXPIRED: chrono::Duration = chrono::Duration::days(30);
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuthSessionRow {
@@ -125,6 +129,16 @@ macro_rules! auth_session_store_impl {
                 org: $crate::OrgScope,
                 session: &$crate::AuthSessionRecord,
             ) -> $crate::Result<()> {
+                // Housekeeping: this vehicle's sessions long past their end (kept a while for
+                // support questions), so the table stays bounded without a separate job.
+                sqlx::query(
+                    "DELETE FROM auth_sessions WHERE org_id = $1 AND vehicle_id = $2 AND expires_at < $3",
+                )
+                .bind(org.id())
+                .bind(session.vehicle_id)
+                .bind(session.created_at - $crate::auth_sessions::KEEP_EXPIRED)
+                .execute(&self.write)
+                .await?;
                 // One statement: the vehicle check and the insert cannot be split by a delete.
                 let done = sqlx::query(
                     "INSERT INTO auth_sessions \

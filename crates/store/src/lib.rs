@@ -13,7 +13,7 @@ mod records;
 mod sql;
 mod sqlite;
 
-pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore};
+pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use fleet::FleetStore;
 pub use prices::*;
 pub use records::*;
