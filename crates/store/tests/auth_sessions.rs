@@ -3,13 +3,9 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::databases;
+use common::{databases, fleet};
 use uuid::Uuid;
-use voltplan_core::account::Role;
-use voltplan_store::{
-    AuthSessionOutcome, AuthSessionRecord, KEEP_EXPIRED, OrgScope, StoreError, new_user,
-    new_vehicle,
-};
+use voltplan_store::{AuthSessionOutcome, AuthSessionRecord, KEEP_EXPIRED, OrgScope, StoreError};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
@@ -33,25 +29,11 @@ fn session(vehicle_id: Uuid, org: OrgScope, created_at: DateTime<Utc>) -> AuthSe
 async fn a_new_session_deletes_the_vehicles_sessions_long_expired_and_keeps_the_rest() {
     for db in databases().await {
         let store = db.store.as_ref();
-        let org = OrgScope::new(store.create_organisation("a", t0()).await.unwrap().id);
-        let user = store
-            .create_user(
-                org,
-                &new_user(org, "d@example.com".into(), Role::User, t0()),
-            )
-            .await
-            .unwrap();
-        let car = store
-            .create_vehicle(org, &new_vehicle(org, user.id, t0()))
-            .await
-            .unwrap();
-        let other_car = store
-            .create_vehicle(org, &new_vehicle(org, user.id, t0()))
-            .await
-            .unwrap();
+        let (org, _, cars) = fleet(store, 2, t0()).await;
+        let (car, other_car) = (cars[0], cars[1]);
 
-        let old = session(car.id, org, t0());
-        let old_of_other_car = session(other_car.id, org, t0());
+        let old = session(car, org, t0());
+        let old_of_other_car = session(other_car, org, t0());
         store.create_auth_session(org, &old).await.unwrap();
         store
             .create_auth_session(org, &old_of_other_car)
@@ -65,7 +47,7 @@ async fn a_new_session_deletes_the_vehicles_sessions_long_expired_and_keeps_the_
         );
 
         // Ten days after it ended it is kept; once KEEP_EXPIRED has passed it goes.
-        let recent = session(car.id, org, old.expires_at + Duration::days(10));
+        let recent = session(car, org, old.expires_at + Duration::days(10));
         store.create_auth_session(org, &recent).await.unwrap();
         assert_eq!(
             store.get_auth_session(old.id).await.unwrap().outcome,
@@ -74,7 +56,7 @@ async fn a_new_session_deletes_the_vehicles_sessions_long_expired_and_keeps_the_
             db.name
         );
         let later = session(
-            car.id,
+            car,
             org,
             old.expires_at + KEEP_EXPIRED + Duration::seconds(1),
         );

@@ -4,37 +4,16 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::databases;
+use common::{databases, fleet};
 use uuid::Uuid;
-use voltplan_core::account::Role;
+use voltplan_store::Store;
 use voltplan_store::fleet::{
     ClaimedVehicle, CommandOutcome, CommandRecord, CycleOutcome, ReadingRecord, SessionData,
     SessionRecord,
 };
-use voltplan_store::{OrgScope, Store, new_user, new_vehicle};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 4, 18, 0, 0).unwrap()
-}
-
-async fn fleet(store: &dyn Store, cars: usize) -> (OrgScope, Uuid, Vec<Uuid>) {
-    let org = OrgScope::new(store.create_organisation("fleet", t0()).await.unwrap().id);
-    let user = store
-        .create_user(
-            org,
-            &new_user(org, "d@example.com".into(), Role::User, t0()),
-        )
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for _ in 0..cars {
-        let v = store
-            .create_vehicle(org, &new_vehicle(org, user.id, t0()))
-            .await
-            .unwrap();
-        ids.push(v.id);
-    }
-    (org, user.id, ids)
 }
 
 async fn claim_all(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Vec<ClaimedVehicle> {
@@ -105,7 +84,7 @@ async fn record_command(store: &dyn Store, c: &ClaimedVehicle, key: &str) {
 async fn a_batch_writes_every_held_vehicle_and_nothing_of_a_lost_lease_but_its_commands() {
     for db in databases().await {
         let store = db.store.as_ref();
-        let (org, _, ids) = fleet(store, 3).await;
+        let (org, _, ids) = fleet(store, 3, t0()).await;
         let claimed = claim_all(store, "w1", t0()).await;
         assert_eq!(claimed.len(), 3, "{}", db.name);
 
@@ -205,7 +184,7 @@ async fn a_batch_writes_every_held_vehicle_and_nothing_of_a_lost_lease_but_its_c
 async fn a_boost_request_renewed_during_a_cycle_survives_it() {
     for db in databases().await {
         let store = db.store.as_ref();
-        let (org, user, ids) = fleet(store, 2).await;
+        let (org, user, ids) = fleet(store, 2, t0()).await;
         let first = t0() - Duration::minutes(1);
         for id in &ids {
             store

@@ -2,8 +2,11 @@
 //! always and, when `VOLTPLAN_TEST_POSTGRES_URL` is set, PostgreSQL (a fresh database per test,
 //! dropped at the end).
 
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use voltplan_store::{ConnectOptions, Store, connect};
+use uuid::Uuid;
+use voltplan_core::account::Role;
+use voltplan_store::{ConnectOptions, OrgScope, Store, connect, new_user, new_vehicle};
 use voltplan_test_support::{TestDatabase, test_databases};
 
 pub struct TestDb {
@@ -33,4 +36,27 @@ impl TestDb {
         drop(self.store);
         self.database.drop_database().await;
     }
+}
+
+#[allow(dead_code)] // not every test binary uses it
+/// A new organisation with one driver owning `cars` vehicles: (organisation, user id, vehicle ids).
+pub async fn fleet(
+    store: &dyn Store,
+    cars: usize,
+    at: DateTime<Utc>,
+) -> (OrgScope, Uuid, Vec<Uuid>) {
+    let org = OrgScope::new(store.create_organisation("fleet", at).await.unwrap().id);
+    let user = store
+        .create_user(org, &new_user(org, "d@example.com".into(), Role::User, at))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..cars {
+        let v = store
+            .create_vehicle(org, &new_vehicle(org, user.id, at))
+            .await
+            .unwrap();
+        ids.push(v.id);
+    }
+    (org, user.id, ids)
 }
