@@ -177,50 +177,43 @@ impl TestServer {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// One authenticated request; `body`, when given, is sent as JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        status_and_json(request.send().await.unwrap()).await
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
+        self.send(reqwest::Method::GET, token, path, None, &[])
             .await
-            .unwrap();
-        status_and_json(r).await
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        self.send(reqwest::Method::POST, token, path, Some(body), &[])
             .await
-            .unwrap();
-        status_and_json(r).await
     }
 
     pub async fn put(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .put(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        self.send(reqwest::Method::PUT, token, path, Some(body), &[])
             .await
-            .unwrap();
-        status_and_json(r).await
     }
 
     pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .delete(self.url(path))
-            .bearer_auth(token)
-            .send()
+        self.send(reqwest::Method::DELETE, token, path, None, &[])
             .await
-            .unwrap();
-        status_and_json(r).await
     }
 
     /// Creates a user through the API and returns its id.
@@ -312,14 +305,8 @@ impl TestServer {
 
     /// A POST without a body (boost, sandbox driver actions).
     pub async fn post_empty(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .send()
+        self.send(reqwest::Method::POST, token, path, None, &[])
             .await
-            .unwrap();
-        status_and_json(r).await
     }
 
     /// A GET with extra headers (`fill-missing`).
@@ -329,11 +316,8 @@ impl TestServer {
         path: &str,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut request = self.http.get(self.url(path)).bearer_auth(token);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        status_and_json(request.send().await.unwrap()).await
+        self.send(reqwest::Method::GET, token, path, None, headers)
+            .await
     }
 }
 
