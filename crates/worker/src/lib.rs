@@ -532,7 +532,7 @@ impl Worker {
         Ok(books)
     }
 
-    async fn read(&self, claimed: &ClaimedVehicle) -> ReadOutcome {
+    async fn read(&self, claimed: &ClaimedVehicle, now: DateTime<Utc>) -> ReadOutcome {
         let vehicle = &claimed.vehicle;
         let Some(service) = self.clouds.service_of(vehicle) else {
             return ReadOutcome::NoCloud("the vehicle names no cloud service".into());
@@ -541,7 +541,6 @@ impl Worker {
             return ReadOutcome::NoCloud(format!("no cloud registered for service {service}"));
         };
         let reference = cloud_ref(vehicle);
-        let now = self.clock.now();
         if let Err(retry_at) = self.clouds.take_call(service, CallKind::Read, now) {
             return ReadOutcome::Deferred(retry_at);
         }
@@ -593,30 +592,25 @@ impl Worker {
         };
         let settings = &claimed.vehicle.settings;
         let mut state = claimed.vehicle.state.clone();
-        // An unreadable plan (e.g. written by an older version) is simply made again.
-        let mut plan: Option<Plan> = claimed
-            .plan
-            .as_deref()
-            .and_then(|text| serde_json::from_str(text).ok());
-        let reading = match self.read(&claimed).await {
+        let reading = match self.read(&claimed, now).await {
             ReadOutcome::Reading(r) => r,
             ReadOutcome::Failed(error) => {
                 monitor::apply_read_failure(&mut state, &mut rt, &error, now, cfg);
                 let next = schedule::after_read_failure(&rt, &state, &error, now, cfg);
-                return self.finish_unread(&claimed, state, rt, plan, next);
+                return self.finish_unread(&claimed, state, rt, next);
             }
             ReadOutcome::Deferred(retry_at) => {
                 // Nothing was learnt: everything stays as it was, only the next cycle moves.
                 tracing::debug!(%retry_at, "cloud call budget spent; read deferred");
                 let next = retry_at.max(now + cfg.min_interval);
-                let mut result = self.finish_unread(&claimed, state, rt, plan, next)?;
+                let mut result = self.finish_unread(&claimed, state, rt, next)?;
                 result.deferred = true;
                 return Ok(result);
             }
             ReadOutcome::NoCloud(reason) => {
                 monitor::apply_no_cloud(&mut state, &reason, now);
                 let next = now + cfg.revoked_interval;
-                return self.finish_unread(&claimed, state, rt, plan, next);
+                return self.finish_unread(&claimed, state, rt, next);
             }
         };
 
@@ -637,6 +631,11 @@ impl Worker {
             now,
         );
 
+        // An unreadable plan (e.g. written by an older version) is simply made again.
+        let mut plan: Option<Plan> = claimed
+            .plan
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
         // Plan with the state as it is now (boost included: the planner reads boost_state).
         let inputs_hash =
             runtime::plan_inputs_hash(settings, &state, &rt, &observed, book.coverage_end);
@@ -700,11 +699,17 @@ impl Worker {
 
         let next =
             schedule::next_cycle_at(&state, &rt, settings, plan.as_ref(), &observed, now, cfg);
+        // A kept plan is written back as it was read, not encoded again.
+        let plan_json = if replan {
+            plan.as_ref().map(serde_json::to_string).transpose()?
+        } else {
+            claimed.plan.clone()
+        };
         let mut result = self.finish(
             &claimed,
             state,
             rt,
-            plan,
+            plan_json,
             next,
             outcome_flags,
             steered,
@@ -714,20 +719,20 @@ impl Worker {
         Ok(result)
     }
 
-    /// The end of a cycle that got no reading: no boost, command, session or `/data` row.
+    /// The end of a cycle that got no reading: the plan stays as it was; no boost, command,
+    /// session or `/data` row.
     fn finish_unread(
         &self,
         claimed: &ClaimedVehicle,
         state: voltplan_core::vehicle::EvState,
         rt: VehicleRuntime,
-        plan: Option<Plan>,
         next_cycle_at: DateTime<Utc>,
     ) -> Result<CycleResult, WorkerError> {
         self.finish(
             claimed,
             state,
             rt,
-            plan,
+            claimed.plan.clone(),
             next_cycle_at,
             boost::BoostEffects::default(),
             steer::Steered::default(),
@@ -741,7 +746,7 @@ impl Worker {
         claimed: &ClaimedVehicle,
         state: voltplan_core::vehicle::EvState,
         rt: VehicleRuntime,
-        plan: Option<Plan>,
+        plan_json: Option<String>,
         next_cycle_at: DateTime<Utc>,
         flags: boost::BoostEffects,
         steered: steer::Steered,
@@ -753,7 +758,7 @@ impl Worker {
         let outcome = CycleOutcome {
             state,
             runtime: serde_json::to_string(&rt)?,
-            plan: plan.as_ref().map(serde_json::to_string).transpose()?,
+            plan: plan_json,
             next_cycle_at,
             clear_boost_for_next_session: flags.clear_boost_for_next_session,
             clear_boost_request: flags.clear_boost_request,

@@ -402,6 +402,26 @@ async fn evening_plug_in_charges_only_in_planned_slots_and_reaches_target_by_six
 // ---- (b) minimum level, boost, pause, unplug --------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_inputs_hold_is_kept_and_written_back_unchanged() {
+    let env = Env::new(Db::sqlite().await, evening()).await;
+    let worker = env.worker("w1");
+    let car = env.car(30.0).await;
+    env.sandbox.plug_in(car).expect("plug in");
+    let first = worker.run_once().await.expect("run_once");
+    assert_eq!((first.completed, first.replanned), (1, 1));
+    let plan = env.plan(car).await.expect("planned at plug-in");
+    // Stopped, waiting for the night's cheap slots: nothing the plan depends on changes.
+    let mut replanned = 0;
+    for _ in 0..30 {
+        env.clock.advance(minute());
+        let stats = worker.run_once().await.expect("run_once");
+        replanned += stats.replanned;
+    }
+    assert_eq!(replanned, 0, "the evening's cycles keep the plug-in plan");
+    assert_eq!(env.plan(car).await, Some(plan));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_charge_target_min_charges_at_once() {
     let env = Env::new(Db::sqlite().await, evening()).await;
     let worker = env.worker("w1");
