@@ -400,8 +400,18 @@ pub struct SessionOut {
     pub expected_savings_eur: Option<f64>,
     pub actual_savings_eur: Option<f64>,
     pub is_at_home: Option<bool>,
-    /// `completed`, `not_at_home`, `target_missed`, …
+    /// `open` (still plugged in), `completed` (target reached by the deadline, or no target),
+    /// `target_missed` (plugged in until the deadline, target not reached by then),
+    /// `unplugged_early` (unplugged before the deadline without the target), `not_at_home`
+    /// (plugged in away from home) or `boosted` (the driver boosted during the session).
+    /// Podero documents only `not_at_home`; the rules are in Voltplan's `docs/worker.md`.
     pub session_outcome: Option<String>,
+    /// Voltplan extension: why the target was missed, for `target_missed` only:
+    /// `infeasible_at_plug_in`, `target_changed`, `paused`, `steering_failure`,
+    /// `cloud_unreachable` or `slower_than_planned`.
+    pub session_outcome_reason: Option<String>,
+    /// Voltplan extension: the first reading while plugged in at or above `target_soc_pct`.
+    pub target_reached_at: Option<DateTime<Utc>>,
 }
 
 impl From<SessionRecord> for SessionOut {
@@ -426,6 +436,8 @@ impl From<SessionRecord> for SessionOut {
             actual_savings_eur: d.actual_savings_eur,
             is_at_home: d.is_at_home,
             session_outcome: d.session_outcome,
+            session_outcome_reason: d.session_outcome_reason,
+            target_reached_at: d.target_reached_at,
         }
     }
 }

@@ -445,10 +445,13 @@ async fn sessions_are_paginated_and_validated() {
             "actual_savings_eur",
             "is_at_home",
             "session_outcome",
+            // Voltplan's extensions.
+            "session_outcome_reason",
+            "target_reached_at",
         ] {
             assert!(keys.contains(&k), "session field {k} missing");
         }
-        assert_eq!(keys.len(), 18, "no internal fields leak: {keys:?}");
+        assert_eq!(keys.len(), 20, "no internal fields leak: {keys:?}");
         assert_eq!(items[0]["actual_savings_eur"], 2.0);
 
         let (_, page) = s

@@ -4,6 +4,7 @@ pub mod account;
 pub mod clock;
 pub mod planner;
 pub mod price;
+pub mod session;
 pub mod validation;
 pub mod vehicle;
 pub mod zone;

@@ -107,8 +107,13 @@ pub struct SessionData {
     pub expected_savings_eur: Option<f64>,
     pub actual_savings_eur: Option<f64>,
     pub is_at_home: Option<bool>,
-    /// `completed`, `not_at_home`, `target_missed`, … (Podero documents only `not_at_home`).
+    /// `open`, `completed`, `target_missed`, `unplugged_early`, `not_at_home`, `boosted`
+    /// (Podero documents only `not_at_home`; see `voltplan_core::session`).
     pub session_outcome: Option<String>,
+    /// Why a target was missed (`target_missed` only), see `voltplan_core::session::MissReason`.
+    pub session_outcome_reason: Option<String>,
+    /// The first reading while plugged in at or above `target_soc_pct`.
+    pub target_reached_at: Option<DateTime<Utc>>,
 }
 
 /// A command sent (or attempted) to a vehicle cloud. The idempotency key is unique: a worker that

@@ -81,6 +81,9 @@ pub struct WorkerConfig {
     pub read_failures_for_error: u32,
     /// Re-plan when the battery is this many percentage points away from the plan's expectation.
     pub replan_drift_pct: f64,
+    /// Plans aim to reach the target this long before the deadline when it fits, so a car that
+    /// charged a little short can be topped up before the deadline (see `steer::tops_up`).
+    pub ready_margin: Duration,
     /// Real time to wait in [`Worker::run`] when nothing was due.
     pub idle_wait: std::time::Duration,
 }
@@ -104,6 +107,7 @@ impl WorkerConfig {
             steering_failures_for_error: 3,
             read_failures_for_error: 3,
             replan_drift_pct: 2.0,
+            ready_margin: Duration::minutes(15),
             idle_wait: std::time::Duration::from_millis(500),
         }
     }
@@ -596,6 +600,7 @@ impl Worker {
             ReadOutcome::Reading(r) => r,
             ReadOutcome::Failed(error) => {
                 monitor::apply_read_failure(&mut state, &mut rt, &error, now, cfg);
+                session::note_read_failure(&mut rt);
                 let next = schedule::after_read_failure(&rt, &state, &error, now, cfg);
                 return self.finish_unread(&claimed, state, rt, next);
             }
@@ -657,7 +662,15 @@ impl Worker {
                 claimed.home,
                 claimed.vehicle.price_zone,
             )
-            .and_then(|input| input.plan(now, &book.slots))
+            .map(|mut input| {
+                // Plan from the level the car reports, not the whole percent the API shows: a
+                // car at 79.6 % is not at its 80 % target.
+                if let Some(level) = observed.level_pct {
+                    input.vehicle.battery_level_pct = level;
+                }
+                input
+            })
+            .and_then(|input| input.plan_with_margin(now, &book.slots, cfg.ready_margin))
             {
                 Ok(p) => Some(p),
                 Err(e) => {

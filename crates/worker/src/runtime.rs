@@ -54,6 +54,26 @@ pub struct OpenSession {
     /// Seconds the car was seen charging, for the average power.
     pub charging_seconds: f64,
     pub last_written_at: Option<DateTime<Utc>>,
+    /// What the session's verdict depends on beyond its record (absent in older documents).
+    #[serde(default)]
+    pub facts: SessionFlags,
+}
+
+/// What happened during a session that the verdict (`voltplan_core::session::judge`) weighs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionFlags {
+    /// The deadline and target have been evaluated once (later changes are the partner's).
+    pub evaluated: bool,
+    /// From the session's first plan with a target: it could not be met even at full power.
+    pub infeasible_at_plug_in: Option<bool>,
+    pub target_changed: bool,
+    pub boosted: bool,
+    pub paused: bool,
+    pub steering_failed: bool,
+    pub cloud_unreachable: bool,
+    /// Set when the unplug reading closes the session.
+    pub unplug_time: Option<DateTime<Utc>>,
 }
 
 /// What a command was for, so a later reading can confirm it.

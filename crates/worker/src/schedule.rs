@@ -4,7 +4,8 @@
 //! Rules (also in `docs/worker.md`):
 //! - unplugged: `idle_interval` (default 5 min);
 //! - plugged in: `plugged_interval` (5 min), `active_interval` (1 min) within `near_switch`
-//!   (10 min) of the next planned start or stop, while a boost is requested or running, and while
+//!   (10 min) of the next planned start or stop, while a boost is requested or running, while the
+//!   car tops up to its target after the plan's last block, and while
 //!   a command awaits confirmation (then right after its expected effect);
 //! - never after the next planned switch, the end of a pause, or a pending retry;
 //! - revoked authorisation: `revoked_interval` (15 min); read failures: backoff;
@@ -62,7 +63,8 @@ pub fn next_cycle_at(
             }
             next = next.min(switch);
         }
-        if crate::boost_active(state) {
+        let topping_up = plan.is_some_and(|p| crate::steer::tops_up(p, observed, now));
+        if crate::boost_active(state) || topping_up {
             next = next.min(now + cfg.active_interval);
         }
         if let Some(pending) = &rt.pending {

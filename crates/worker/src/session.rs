@@ -1,26 +1,32 @@
-//! Charging sessions, plug-in to unplug, with Podero's session fields.
+//! Charging sessions, plug-in to unplug, with Podero's session fields. The rules are written in
+//! `docs/worker.md` (*Sessions*); the verdict is `voltplan_core::session::judge`.
 //!
 //! - A reading that shows the car plugged in with no open session opens one; `battery_at_plug_in`
 //!   and `initial_soc_pct` are its level. The energy drawn before that first reading (the car
 //!   charges on its own at plug-in) belongs to the new session.
+//! - Every reading while plugged in sets `final_soc_pct` (so it is the level at unplug, not after
+//!   the drive that follows), re-evaluates the deadline in force (the first deadline after
+//!   plug-in, until it has passed) and notes `target_reached_at`.
 //! - Energy is the difference of the cloud's meter between readings; its cost is priced by the
 //!   slots the stretch between the two readings spans (energy spread evenly over it).
 //! - Baseline cost: the same energy drawn at full power from plug-in on ("charging at once").
-//! - A reading that shows the car unplugged closes the session: `session_outcome` is
-//!   `not_at_home` (plugged in away from home), `completed` (target reached, or no target),
-//!   `target_missed` (unplugged after the deadline below target) or `unplugged_early`.
+//! - A reading that shows the car unplugged closes the session with its outcome and, for a missed
+//!   target, the reason.
 //! - `optimization_score` = the session's expected savings in percent of its expected baseline,
 //!   from the first plan of the session that charges anything; it keeps its value after unplug.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
-use voltplan_core::planner::{Plan, max_charge_power_w};
-use voltplan_core::vehicle::EvState;
+use voltplan_core::planner::{Plan, PlanMode, deadline_rule, max_charge_power_w};
+use voltplan_core::session::{
+    SessionFacts, SessionOutcome, deadline_in_force, judge, target_reached,
+};
+use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, SessionData, SessionRecord};
 
 use crate::PriceBook;
 use crate::monitor::Observed;
-use crate::runtime::{OpenSession, VehicleRuntime};
+use crate::runtime::{OpenSession, SessionFlags, VehicleRuntime};
 
 /// An open session is written at least this often while it lasts.
 const SESSION_WRITE_EVERY: Duration = Duration::minutes(15);
@@ -60,6 +66,7 @@ pub fn track(
             planned_baseline_eur: None,
             charging_seconds: 0.0,
             last_written_at: None,
+            facts: SessionFlags::default(),
         });
         state.battery_at_plug_in = observed.level_pct;
         state.optimization_score = None;
@@ -70,14 +77,28 @@ pub fn track(
         rt.retry_at = None;
         transition.plugged_in_now = true;
     }
+    let car_limit = state.charge_target_max.map(f64::from);
     if let Some(session) = rt.session.as_mut() {
         accrue(session, observed, book);
+        follow_settings(
+            session,
+            &claimed.vehicle.settings,
+            claimed,
+            car_limit,
+            observed.at,
+        );
+        if observed.plugged_in {
+            note_level(session, observed);
+        }
     }
     if !observed.plugged_in
         && let Some(mut session) = rt.session.take()
     {
-        refresh(&mut session, observed, book);
-        session.data.session_outcome = Some(outcome(&session.data, observed.at).to_owned());
+        refresh(&mut session, book);
+        session.facts.unplug_time = Some(observed.at);
+        let (outcome, reason) = judge(&facts(&session));
+        session.data.session_outcome = Some(outcome.as_str().to_owned());
+        session.data.session_outcome_reason = reason.map(|r| r.as_str().to_owned());
         transition.closed = Some(record(&session, claimed, Some(observed.at)));
         rt.pending = None;
         rt.fallback = false;
@@ -103,10 +124,89 @@ fn accrue(session: &mut OpenSession, observed: &Observed, book: &PriceBook) {
     }
 }
 
-/// Recomputes the derived fields from the booked energy.
-fn refresh(session: &mut OpenSession, observed: &Observed, book: &PriceBook) {
+/// The deadline and target in force: the first deadline after plug-in under the current settings
+/// (so a change by the partner re-evaluates it), frozen once it has passed.
+fn follow_settings(
+    session: &mut OpenSession,
+    settings: &EvSettings,
+    claimed: &ClaimedVehicle,
+    car_limit: Option<f64>,
+    at: DateTime<Utc>,
+) {
     let data = &mut session.data;
-    data.final_soc_pct = observed.level_pct;
+    if data.charge_deadline.is_some_and(|d| d <= at) {
+        return;
+    }
+    let rule = deadline_rule(
+        settings.charge_deadline_at,
+        settings.minimum_charge_limit.map(f64::from),
+        settings
+            .is_charge_policy_enabled
+            .unwrap_or(false)
+            .then_some(settings.weekly_charge_policy.as_ref())
+            .flatten(),
+    );
+    let tz = claimed.vehicle.price_zone.time_zone();
+    let (deadline, target) = deadline_in_force(&rule, session.plug_in_time, tz, car_limit).unzip();
+    let evaluated_before = session.facts.evaluated;
+    if evaluated_before && (deadline != data.charge_deadline || target != data.target_soc_pct) {
+        session.facts.target_changed = true;
+        // The level that met the old target may not meet the new one: judge it afresh.
+        if target.is_some_and(|t| data.final_soc_pct.is_none_or(|l| !target_reached(l, t))) {
+            data.target_reached_at = None;
+        }
+    }
+    session.facts.evaluated = true;
+    data.charge_deadline = deadline;
+    data.inferred_session_end = deadline;
+    data.target_soc_pct = target;
+}
+
+/// A reading while plugged in: the level so far and whether the target is reached.
+fn note_level(session: &mut OpenSession, observed: &Observed) {
+    let data = &mut session.data;
+    let Some(level) = observed.level_pct else {
+        return;
+    };
+    data.final_soc_pct = Some(level);
+    if data.target_reached_at.is_none()
+        && data
+            .target_soc_pct
+            .is_some_and(|t| target_reached(level, t))
+    {
+        data.target_reached_at = Some(observed.at);
+    }
+}
+
+/// Everything the verdict needs, from the session's record and flags.
+fn facts(session: &OpenSession) -> SessionFacts {
+    let data = &session.data;
+    let flags = &session.facts;
+    SessionFacts {
+        unplug_time: flags.unplug_time,
+        charge_deadline: data.charge_deadline,
+        target_pct: data.target_soc_pct,
+        target_reached_at: data.target_reached_at,
+        is_at_home: data.is_at_home,
+        boosted: flags.boosted,
+        infeasible_at_plug_in: flags.infeasible_at_plug_in == Some(true),
+        target_changed: flags.target_changed,
+        paused: flags.paused,
+        steering_failed: flags.steering_failed,
+        cloud_unreachable: flags.cloud_unreachable,
+    }
+}
+
+/// A failed read during a session: if the target is missed, the cloud may be why.
+pub fn note_read_failure(rt: &mut VehicleRuntime) {
+    if let Some(session) = rt.session.as_mut() {
+        session.facts.cloud_unreachable = true;
+    }
+}
+
+/// Recomputes the derived fields from the booked energy.
+fn refresh(session: &mut OpenSession, book: &PriceBook) {
+    let data = &mut session.data;
     data.baseline_cost_eur = book.cost_charging_at_once(
         data.energy_charged_kwh,
         session.baseline_power_kw,
@@ -117,35 +217,22 @@ fn refresh(session: &mut OpenSession, observed: &Observed, book: &PriceBook) {
         .then(|| data.energy_charged_kwh / (session.charging_seconds / 3600.0));
 }
 
-fn outcome(data: &SessionData, unplugged_at: DateTime<Utc>) -> &'static str {
-    if data.is_at_home == Some(false) {
-        return "not_at_home";
-    }
-    let reached = match (data.target_soc_pct, data.final_soc_pct) {
-        (Some(target), Some(level)) => level >= target - 0.5,
-        _ => true,
-    };
-    if reached {
-        "completed"
-    } else if data.charge_deadline.is_some_and(|d| unplugged_at >= d) {
-        "target_missed"
-    } else {
-        "unplugged_early"
-    }
-}
-
 fn record(
     session: &OpenSession,
     claimed: &ClaimedVehicle,
     unplug_time: Option<DateTime<Utc>>,
 ) -> SessionRecord {
+    let mut data = session.data.clone();
+    if unplug_time.is_none() {
+        data.session_outcome = Some(SessionOutcome::Open.as_str().to_owned());
+    }
     SessionRecord {
         id: session.id,
         org_id: claimed.vehicle.org_id,
         vehicle_id: claimed.vehicle.id,
         plug_in_time: session.plug_in_time,
         unplug_time,
-        data: session.data.clone(),
+        data,
     }
 }
 
@@ -157,9 +244,13 @@ pub fn note_plan(rt: &mut VehicleRuntime, plan: Option<&Plan>) {
     let data = &mut session.data;
     data.desired_charging_start_time = plan.intervals.first().map(|i| i.start);
     data.desired_charging_end_time = plan.intervals.last().map(|i| i.end);
-    data.charge_deadline = plan.deadline;
-    data.inferred_session_end = plan.deadline;
-    data.target_soc_pct = plan.target_level;
+    // The first plan with a target tells whether the target was reachable at plug-in.
+    if session.facts.infeasible_at_plug_in.is_none()
+        && plan.mode == PlanMode::Smart
+        && plan.target_level.is_some()
+    {
+        session.facts.infeasible_at_plug_in = Some(!plan.feasible);
+    }
     if session.planned_baseline_eur.is_none() && plan.energy_kwh > 0.0 {
         session.planned_baseline_eur = Some(plan.baseline_cost_eur);
         data.expected_savings_eur = Some(plan.savings_eur);
@@ -176,8 +267,17 @@ pub fn update(
     now: DateTime<Utc>,
     claimed: &ClaimedVehicle,
 ) -> Option<SessionRecord> {
+    let fallback = rt.fallback;
     let session = rt.session.as_mut()?;
-    refresh(session, observed, book);
+    refresh(session, book);
+    let flags = &mut session.facts;
+    flags.boosted |= crate::boost_active(state);
+    flags.paused |= claimed
+        .vehicle
+        .settings
+        .pause_power_until
+        .is_some_and(|until| until > observed.at);
+    flags.steering_failed |= fallback || state.steering_status != StatusLevel::Ok;
     if let (Some(savings), Some(baseline)) = (
         session.data.expected_savings_eur,
         session.planned_baseline_eur,

@@ -5,6 +5,8 @@
 //! - **Desired state.** Unplugged: nothing. Fallback active: charge. No plan (e.g. capacity
 //!   unknown): nothing (the car charges on its own). Otherwise charge while `now` lies in a plan
 //!   interval, stop outside them. A boost, a pause and the minimum level are already in the plan.
+//!   After the plan's last block, a car that reports less than the target before the deadline
+//!   keeps charging until it reports the target ([`tops_up`]).
 //! - **Satisfied** when the reading agrees: charging for "charge" (or the car is full), not
 //!   charging for "stop". Nothing is sent then; a pending command of that kind is `confirmed`.
 //! - **Idempotency key** = `{vehicle_id}:{decision}:{attempt}`, where the decision names the
@@ -33,6 +35,7 @@
 use chrono::{DateTime, Duration, Utc};
 use voltplan_clouds::{CloudError, CloudVehicleRef, VehicleCloud};
 use voltplan_core::planner::{Plan, PlanMode, Reason};
+use voltplan_core::session::target_reached;
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{CommandOutcome, CommandRecord, Lease};
 use voltplan_store::{FleetStore, Store, StoreError};
@@ -82,6 +85,23 @@ pub enum Desired {
     },
 }
 
+/// The plan's charging is over (or there is none left: the planner sees the level the API shows,
+/// rounded) but the car reports less than the target before the deadline: keep charging until the
+/// car reports the target, so a car asked for 80 % shows 80 %, not 79.8 % (79 % in its app).
+pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
+    let (Some(target), Some(deadline)) = (plan.target_level, plan.deadline) else {
+        return false;
+    };
+    plan.mode == PlanMode::Smart
+        && observed.plugged_in
+        && now < deadline
+        && plan.intervals.iter().all(|i| i.end <= now)
+        && !observed.is_full()
+        && observed
+            .level_pct
+            .is_some_and(|level| !target_reached(level, target))
+}
+
 /// The plan's wish at `now`, as a command and its lease-independent decision id.
 pub fn desired(
     plan: Option<&Plan>,
@@ -126,6 +146,13 @@ pub fn desired(
         return Desired::Act {
             command: CommandKind::StopCharging,
             decision: format!("{session}:pause-{}:stop", until.timestamp()),
+        };
+    }
+    if tops_up(plan, observed, now) {
+        let at = intervals.last().map_or(0, |i| i.end.timestamp());
+        return Desired::Act {
+            command: CommandKind::StartCharging,
+            decision: format!("{session}:topup-{at}:start"),
         };
     }
     let at = intervals
@@ -435,6 +462,7 @@ mod tests {
                 planned_baseline_eur: None,
                 charging_seconds: 0.0,
                 last_written_at: None,
+                facts: Default::default(),
             }),
             ..VehicleRuntime::default()
         }

@@ -38,6 +38,24 @@ impl PlanInput {
     pub fn plan(&self, now: DateTime<Utc>, prices: &[PriceSlot]) -> Result<Plan, PlanError> {
         plan(now, &self.vehicle, &self.settings, prices)
     }
+
+    /// Like [`PlanInput::plan`], but aims to reach the target `ready_margin` before the deadline
+    /// whenever that fits: a real car charges a little short of the plan (command latency, a
+    /// battery that takes less than modelled), and the margin leaves time to top it up before
+    /// the deadline. When the target only fits by using the margin, the margin is used; the
+    /// plan's `deadline` and feasibility stay those of the real deadline.
+    pub fn plan_with_margin(
+        &self,
+        now: DateTime<Utc>,
+        prices: &[PriceSlot],
+        ready_margin: Duration,
+    ) -> Result<Plan, PlanError> {
+        self.validate()?;
+        let prices = validated_prices(prices)?;
+        let mut planner = Planner::new(now, &self.vehicle, &self.settings, &prices);
+        planner.ready_margin = ready_margin.max(Duration::zero());
+        planner.run()
+    }
 }
 
 use crate::price::PriceSlot;
@@ -66,6 +84,8 @@ struct Planner<'a> {
     /// Battery percentage points gained per grid kWh.
     pct_per_grid_kwh: f64,
     cap_pct: f64,
+    /// Aim to be ready this long before the deadline when it fits (see `plan_with_margin`).
+    ready_margin: Duration,
 }
 
 impl<'a> Planner<'a> {
@@ -82,6 +102,7 @@ impl<'a> Planner<'a> {
             prices,
             pct_per_grid_kwh: settings.efficiency / vehicle.battery_capacity_kwh * 100.0,
             cap_pct: vehicle.charge_target_max_pct.unwrap_or(100.0),
+            ready_margin: Duration::zero(),
         }
     }
 
@@ -135,6 +156,13 @@ impl<'a> Planner<'a> {
         let until = until.min(self.now + Duration::days(MAX_HORIZON_DAYS));
         let mut cuts = vec![charge_start];
         cuts.extend(deadline.map(|d| d.at));
+        if self.ready_margin > Duration::zero() {
+            cuts.extend(
+                deadline
+                    .map(|d| d.at - self.ready_margin)
+                    .filter(|t| *t > self.now),
+            );
+        }
         let segments = build_timeline(self.now, until, self.prices, tz, &cuts);
         let usable: Vec<usize> = (0..segments.len())
             .filter(|&i| segments[i].start >= charge_start)
@@ -185,9 +213,19 @@ impl<'a> Planner<'a> {
                 .filter(|&i| segments[i].end <= d.at)
                 .collect();
             let room: f64 = before.iter().map(|&i| alloc.remaining(i)).sum();
+            let ready_at = d.at - self.ready_margin;
+            let early: Vec<usize> = before
+                .iter()
+                .copied()
+                .filter(|&i| segments[i].end <= ready_at)
+                .collect();
+            let early_room: f64 = early.iter().map(|&i| alloc.remaining(i)).sum();
             if need > room + EPS_KWH {
                 infeasible = true;
                 placed += alloc.force(usable, need, Reason::Infeasible);
+            } else if self.ready_margin > Duration::zero() && need <= early_room + EPS_KWH {
+                placed +=
+                    alloc.fill_cheapest(segments, &early, need.min(early_room), Reason::Target);
             } else {
                 placed += alloc.fill_cheapest(segments, &before, need.min(room), Reason::Target);
             }
