@@ -469,6 +469,48 @@ mod tests {
     }
 
     #[test]
+    fn a_car_short_of_its_target_after_the_last_block_is_topped_up_until_it_reports_it() {
+        let session = Uuid::from_u128(7);
+        let rt = runtime_with_session(session);
+        let settings = EvSettings::default();
+        // One block 00:00–01:00 to 40 %; the deadline (plan_with) is at 08:00.
+        let plan = plan_with(&[(0, 60)]);
+        let after = t0() + Duration::minutes(61);
+        let at = |level: f64| Observed {
+            level_pct: Some(level),
+            ..observed(true)
+        };
+        assert!(tops_up(&plan, &at(39.8), after));
+        assert_eq!(
+            desired(Some(&plan), &settings, &rt, &at(39.8), after),
+            Desired::Act {
+                command: CommandKind::StartCharging,
+                decision: format!(
+                    "{session}:topup-{}:start",
+                    (t0() + Duration::hours(1)).timestamp()
+                ),
+            }
+        );
+        // At the target as the car reports it: the block's stop.
+        assert!(!tops_up(&plan, &at(40.0), after));
+        assert!(matches!(
+            desired(Some(&plan), &settings, &rt, &at(40.0), after),
+            Desired::Act {
+                command: CommandKind::StopCharging,
+                ..
+            }
+        ));
+        // Not during the block, not after the deadline, not for a full car.
+        assert!(!tops_up(&plan, &at(35.0), t0() + Duration::minutes(30)));
+        assert!(!tops_up(&plan, &at(39.8), t0() + Duration::hours(9)));
+        let full = Observed {
+            cap_pct: 40.0,
+            ..at(39.8)
+        };
+        assert!(!tops_up(&plan, &full, after));
+    }
+
+    #[test]
     fn decisions_name_the_switch_not_the_moment_or_the_lease() {
         let session = Uuid::from_u128(7);
         let rt = runtime_with_session(session);
