@@ -1,5 +1,5 @@
-//! `voltplan admin …`: organisations and API clients, for operators and scripts. Each command
-//! prints one JSON object on stdout.
+//! `voltplan admin …`: organisations, API clients and one-off maintenance, for operators and
+//! scripts. Each command prints one JSON object on stdout.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -43,6 +43,18 @@ pub enum AdminCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Recompute an organisation's closed charging sessions from their `/data` rows under the
+    /// current session rules (docs/worker.md): for sessions written by an older version. Prints
+    /// {"sessions_checked", "sessions_changed", "sessions_skipped", "outcomes", "written"}.
+    RecomputeSessions {
+        #[arg(long)]
+        org: Uuid,
+        /// Report what would change without writing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
@@ -79,6 +91,20 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| not_found(e, "active API client", &client))?;
             json!({ "client_id": client, "client_secret": secret })
+        }
+        AdminCommand::RecomputeSessions { org, dry_run, db } => {
+            let store = open_store(&db, 2).await?;
+            store
+                .get_organisation(org)
+                .await
+                .map_err(|e| not_found(e, "organisation", &org.to_string()))?;
+            let report = voltplan_worker::recompute::recompute_sessions(
+                store.as_ref(),
+                OrgScope::new(org),
+                dry_run,
+            )
+            .await?;
+            serde_json::to_value(report).context("encoding the report")?
         }
     };
     println!(

@@ -20,6 +20,7 @@ pub mod boost;
 pub mod budget;
 pub mod monitor;
 pub mod price_fetch;
+pub mod recompute;
 pub mod runtime;
 pub mod schedule;
 pub mod session;

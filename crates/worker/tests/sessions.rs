@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use common::*;
 use uuid::Uuid;
 use voltplan_store::fleet::SessionRecord;
+use voltplan_worker::recompute::recompute_sessions;
 
 /// What a driver does at an instant.
 #[derive(Debug, Clone, Copy)]
@@ -335,7 +336,61 @@ async fn run_two_days(backend: &str, db: Db) {
         );
     }
     assert_eq!(stays.len(), 10);
+    recomputing_old_records_gives_the_live_verdicts(backend, &env, &cars[..2]).await;
+    recomputing_old_records_gives_the_live_verdicts(backend, &env, &cars[3..4]).await;
     env.db.drop_database().await;
+}
+
+/// Sessions written by an older version (wrong level, the next day's deadline, a wrong outcome,
+/// no reason) come back as the live worker wrote them after `recompute_sessions`, for cars whose
+/// settings did not change (the recomputation can only know the current settings).
+async fn recomputing_old_records_gives_the_live_verdicts(backend: &str, env: &Env, cars: &[Uuid]) {
+    let mut live = Vec::new();
+    for car in cars {
+        for session in sessions_of(env, *car).await {
+            if session.unplug_time.is_none() {
+                continue;
+            }
+            let mut old = session.clone();
+            old.data.final_soc_pct = Some(50.0);
+            old.data.charge_deadline = old.data.charge_deadline.map(|d| d + Duration::days(1));
+            old.data.session_outcome = Some("unplugged_early".into());
+            old.data.session_outcome_reason = None;
+            old.data.target_reached_at = None;
+            env.store().upsert_session(&old).await.expect("old record");
+            live.push(session);
+        }
+    }
+    let dry = recompute_sessions(env.store().as_ref(), env.org, true)
+        .await
+        .expect("dry run");
+    assert!(dry.sessions_changed >= live.len(), "{backend}: {dry:?}");
+    assert!(!dry.written);
+    let report = recompute_sessions(env.store().as_ref(), env.org, false)
+        .await
+        .expect("recompute");
+    assert_eq!(report.sessions_changed, dry.sessions_changed, "{backend}");
+    for session in live {
+        let ctx = format!("{backend}: session at {}", session.plug_in_time);
+        let car_sessions = sessions_of(env, session.vehicle_id).await;
+        let fresh = car_sessions
+            .iter()
+            .find(|s| s.id == session.id)
+            .expect("still there");
+        let (a, b) = (&fresh.data, &session.data);
+        assert_eq!(a.session_outcome, b.session_outcome, "{ctx}");
+        assert_eq!(a.session_outcome_reason, b.session_outcome_reason, "{ctx}");
+        assert_eq!(a.charge_deadline, b.charge_deadline, "{ctx}");
+        assert_eq!(a.target_soc_pct, b.target_soc_pct, "{ctx}");
+        // `/data` rows are written whenever energy flows, so they hold the same readings.
+        assert_eq!(a.target_reached_at, b.target_reached_at, "{ctx}");
+        let (fa, fb) = (
+            a.final_soc_pct.expect("level"),
+            b.final_soc_pct.expect("level"),
+        );
+        assert!((fa - fb).abs() < 1e-9, "{ctx}: final {fa} vs {fb}");
+        assert_eq!(a.energy_charged_kwh, b.energy_charged_kwh, "{ctx}");
+    }
 }
 
 async fn sessions_of(env: &Env, car: Uuid) -> Vec<SessionRecord> {
