@@ -65,13 +65,16 @@ pub async fn recompute_sessions(
                 continue;
             };
             report.sessions_checked += 1;
-            if !vehicles.contains_key(&session.vehicle_id) {
-                let vehicle = match store.get_vehicle_in_org(org, session.vehicle_id).await {
-                    Ok(v) => Some(v),
-                    Err(StoreError::NotFound) => None,
-                    Err(e) => return Err(e),
-                };
-                vehicles.insert(session.vehicle_id, vehicle);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                vehicles.entry(session.vehicle_id)
+            {
+                slot.insert(
+                    match store.get_vehicle_in_org(org, session.vehicle_id).await {
+                        Ok(v) => Some(v),
+                        Err(StoreError::NotFound) => None,
+                        Err(e) => return Err(e),
+                    },
+                );
             }
             let Some(Some(vehicle)) = vehicles.get(&session.vehicle_id) else {
                 report.sessions_skipped += 1;
