@@ -36,6 +36,11 @@ pub struct ImportArgs {
     /// several price columns needs it.
     #[arg(long)]
     column: Option<String>,
+    /// For trying Voltplan out with historic files: shift every file's prices by whole weeks
+    /// (weekdays stay) so that its last slot ends 2 to 9 days from now, and today and tomorrow
+    /// are covered. Stored under the source `file:NAME+Nw`. Never on a production database.
+    #[arg(long)]
+    shift_to_now: bool,
     #[command(flatten)]
     db: DatabaseArgs,
     /// Files to import; `.gz` is recognised by its content.
@@ -64,7 +69,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let column = default_column(args.format, args.zone, args.column);
 
     // Parse everything first (a year of a zone takes milliseconds) so the bar knows its length.
-    let mut parsed: Vec<(PathBuf, ImportReport)> = Vec::new();
+    let mut parsed: Vec<(PathBuf, ImportReport, Option<i64>)> = Vec::new();
     let mut failures = 0usize;
     for path in &args.files {
         let (path_owned, format, column) = (path.clone(), args.format, column.clone());
@@ -74,7 +79,27 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         .await
         .context("the import task failed")?;
         match report {
-            Ok(report) => parsed.push((path.clone(), report)),
+            Ok(mut report) => {
+                let mut shifted_weeks = None;
+                if args.shift_to_now
+                    && let Some(last) = report.points.last()
+                {
+                    let weeks = weeks_to_now(last.end, SystemClock.now());
+                    let shift = Duration::weeks(weeks);
+                    for point in &mut report.points {
+                        point.start += shift;
+                        point.end += shift;
+                    }
+                    for gap in &mut report.gaps {
+                        gap.0 += shift;
+                        gap.1 += shift;
+                    }
+                    report.first = report.first.map(|t| t + shift);
+                    report.last = report.last.map(|t| t + shift);
+                    shifted_weeks = Some(weeks);
+                }
+                parsed.push((path.clone(), report, shifted_weeks));
+            }
             Err(error) => {
                 failures += 1;
                 eprintln!("{}: {error}", path.display());
@@ -82,7 +107,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         }
     }
 
-    let total: usize = parsed.iter().map(|(_, report)| report.points.len()).sum();
+    let total: usize = parsed
+        .iter()
+        .map(|(_, report, _)| report.points.len())
+        .sum();
     let bar = ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
     bar.set_style(
         ProgressStyle::with_template(
@@ -91,11 +119,30 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         .context("progress bar template")?,
     );
     let received_at = SystemClock.now();
-    for (path, report) in &parsed {
-        match store_report(store.as_ref(), args.zone, path, report, received_at, &bar).await {
+    for (path, report, shifted_weeks) in &parsed {
+        let mut source = format!("file:{}", file_name(path));
+        if let Some(weeks) = shifted_weeks {
+            source.push_str(&format!("+{weeks}w"));
+        }
+        match store_report(
+            store.as_ref(),
+            args.zone,
+            &source,
+            report,
+            received_at,
+            &bar,
+        )
+        .await
+        {
             // `suspend`, not `println`: a hidden bar (output not a terminal) drops `println` text.
             Ok(summary) => {
-                bar.suspend(|| println!("{}", summary_line(path, args.zone, report, &summary)));
+                let mut line = summary_line(path, args.zone, report, &summary);
+                if let Some(weeks) = shifted_weeks {
+                    line.push_str(&format!(
+                        "\n  shifted {weeks} weeks onto today (--shift-to-now)"
+                    ));
+                }
+                bar.suspend(|| println!("{line}"));
             }
             Err(error) => {
                 failures += 1;
@@ -113,24 +160,31 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
 async fn store_report(
     store: &dyn Store,
     zone: PriceZone,
-    path: &Path,
+    source: &str,
     report: &ImportReport,
     received_at: DateTime<Utc>,
     bar: &ProgressBar,
 ) -> anyhow::Result<UpsertSummary> {
-    let source = format!("file:{}", file_name(path));
     let mut total = UpsertSummary::default();
     for batch in report.points.chunks(POINTS_PER_BATCH) {
         let summary = store
-            .upsert_prices(zone, None, &source, batch, received_at)
+            .upsert_prices(zone, None, source, batch, received_at)
             .await
-            .with_context(|| format!("storing prices of {}", path.display()))?;
+            .with_context(|| format!("storing prices from {source}"))?;
         total.received += summary.received;
         total.written += summary.written;
         total.unchanged += summary.unchanged;
         bar.inc(u64::try_from(batch.len()).unwrap_or(u64::MAX));
     }
     Ok(total)
+}
+
+/// Whole weeks to add so that a series ending at `last_end` ends 2 to 9 days after `now`.
+fn weeks_to_now(last_end: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    const WEEK_SECS: i64 = 7 * 86_400;
+    let behind = (now + Duration::days(2) - last_end).num_seconds();
+    // The fewest whole weeks that bring the end to `now + 2 days` or later.
+    (behind + WEEK_SECS - 1).div_euclid(WEEK_SECS)
 }
 
 fn file_name(path: &Path) -> String {
@@ -188,6 +242,25 @@ fn summary_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shifted_prices_end_two_to_nine_days_from_now() {
+        let now: DateTime<Utc> = "2026-11-30T23:30:00Z".parse().unwrap();
+        for last_end in [
+            "2025-01-01T00:00:00Z",
+            "2024-06-30T22:00:00Z",
+            "2026-12-20T00:00:00Z",
+            "2026-12-02T23:30:00Z",
+        ] {
+            let last_end: DateTime<Utc> = last_end.parse().unwrap();
+            let end = last_end + Duration::weeks(weeks_to_now(last_end, now));
+            assert!(
+                end >= now + Duration::days(2) && end < now + Duration::days(9),
+                "{last_end} -> {end}"
+            );
+            assert!(end > now + Duration::days(1), "tomorrow is covered: {end}");
+        }
+    }
 
     #[test]
     fn smard_files_default_to_the_zones_column() {
