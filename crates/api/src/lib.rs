@@ -10,6 +10,7 @@ mod connect;
 mod docs;
 mod error;
 mod ops;
+mod org_vehicles;
 mod params;
 mod plan;
 mod prices;
@@ -68,6 +69,7 @@ pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi)
             vehicles::update_vehicle,
             vehicles::delete_vehicle
         ))
+        .routes(routes!(org_vehicles::list_org_vehicles))
         .routes(routes!(boost::start_boost, boost::cancel_boost))
         .routes(routes!(auth_session::create_auth_session))
         .routes(routes!(plan::get_plan))

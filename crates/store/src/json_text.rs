@@ -1,7 +1,8 @@
 //! JSON documents the worker rewrites every cycle (a vehicle's state, runtime and plan) are stored
 //! as text on both backends. On PostgreSQL, `jsonb` parsing on write and rendering on read cost
 //! more than the rest of a cycle's update (measured: 512 rows, 50 ms with `jsonb`, 10 ms
-//! without); no query looks inside these documents, so they gain nothing from `jsonb`.
+//! without); only the organisation-wide vehicle list looks inside the state (`org_vehicles.rs`,
+//! parsing it per row), so they gain nothing from `jsonb`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -7,6 +7,7 @@
 mod auth_sessions;
 pub mod fleet;
 mod json_text;
+mod org_vehicles;
 mod postgres;
 mod prices;
 mod records;
@@ -15,6 +16,9 @@ mod sqlite;
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use fleet::FleetStore;
+pub use org_vehicles::{
+    OrgVehicleFilter, OrgVehiclePage, OrgVehiclePaging, OrgVehicleStore, OwnedVehicle, worst_status,
+};
 pub use prices::*;
 pub use records::*;
 
@@ -76,7 +80,9 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: PriceStore + FleetStore + AuthSessionStore + Send + Sync + 'static {
+pub trait Store:
+    PriceStore + FleetStore + AuthSessionStore + OrgVehicleStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

@@ -43,6 +43,10 @@ crate::sql::store_impl!(
 );
 crate::prices::price_store_impl!(PgStore, db = Postgres);
 crate::auth_sessions::auth_session_store_impl!(PgStore);
+crate::org_vehicles::org_vehicle_store_impl!(
+    PgStore,
+    dialect = crate::org_vehicles::Dialect::Postgres
+);
 impl crate::fleet::Backed for PgStore {
     type Db = Postgres;
 }

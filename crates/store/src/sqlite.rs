@@ -45,6 +45,10 @@ impl SqliteStore {
 crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
 crate::auth_sessions::auth_session_store_impl!(SqliteStore);
+crate::org_vehicles::org_vehicle_store_impl!(
+    SqliteStore,
+    dialect = crate::org_vehicles::Dialect::Sqlite
+);
 impl crate::fleet::Backed for SqliteStore {
     type Db = Sqlite;
 }
