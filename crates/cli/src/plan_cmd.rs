@@ -1,7 +1,9 @@
-//! `voltplan plan`: reads one JSON plan request on stdin, writes the plan as pretty JSON on stdout.
+//! `voltplan plan`: reads one JSON plan request on stdin, writes the plan as pretty JSON on stdout
+//! and the defaults it applied on stderr.
 //!
-//! The request uses the Podero API's EV field names plus `now` and `prices`; see
-//! `voltplan_core::planner::PlanRequest` for every field and its default.
+//! The request uses the Podero API's EV field names plus `now` and `prices`; `docs/planner.md`
+//! lists every field and its default. Absent fields are never assumed silently: the plan lists
+//! them (`defaults_applied`) and its explanation names those that shaped it.
 
 use std::io::{Read, Write};
 
@@ -15,6 +17,9 @@ pub fn run() -> Result<()> {
         .read_to_string(&mut input)
         .context("reading the plan request from stdin")?;
     let plan = plan_from_json(&input)?;
+    if let Some(note) = defaults_note(&plan) {
+        eprintln!("{note}");
+    }
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &plan).context("writing the plan")?;
     writeln!(out).context("writing the plan")?;
@@ -29,6 +34,28 @@ pub fn plan_from_json(input: &str) -> Result<Plan> {
     request
         .plan()
         .map_err(|err| anyhow!("invalid plan request: {err}"))
+}
+
+/// One line naming every default the plan relied on (`field = value`), if any.
+pub fn defaults_note(plan: &Plan) -> Option<String> {
+    let applied: Vec<String> = plan
+        .defaults_applied
+        .iter()
+        .filter_map(|d| serde_json::to_value(d).ok())
+        .map(|d| {
+            format!(
+                "{} = {}",
+                d["field"].as_str().unwrap_or_default(),
+                d["value"]
+            )
+        })
+        .collect();
+    (!applied.is_empty()).then(|| {
+        format!(
+            "voltplan plan: not in the request, so defaulted: {}",
+            applied.join(", ")
+        )
+    })
 }
 
 /// serde_json names missing fields but not the field whose value is malformed; find it by trying
@@ -79,6 +106,34 @@ mod tests {
         let plan = plan_from_json(REQUEST).unwrap();
         assert!(plan.feasible);
         assert!(!plan.intervals.is_empty());
+    }
+
+    #[test]
+    fn defaults_are_named_in_the_plan_and_on_stderr() {
+        let plan = plan_from_json(REQUEST).unwrap();
+        let note = defaults_note(&plan).unwrap();
+        assert!(note.contains("charge_target_min = 50.0"), "{note}");
+        assert!(note.contains("charging_efficiency = 0.9"), "{note}");
+        assert!(!note.contains("minimum_charge_limit"), "{note}");
+        // 40 % is below the default minimum of 50 %: the explanation says why it charges now.
+        assert!(
+            plan.explanation.contains("minimum level 50 %"),
+            "{}",
+            plan.explanation
+        );
+        let explicit = REQUEST.replace(
+            "\"battery_level\": 40,",
+            "\"battery_level\": 40, \"charge_target_min\": null, \"is_plugged_in\": true,
+             \"is_smart_optimization_active\": true, \"charging_efficiency\": 0.9,
+             \"min_block_minutes\": 15, \"min_charge_power_w\": 1380,",
+        );
+        let plan = plan_from_json(&explicit).unwrap();
+        assert_eq!(defaults_note(&plan), None);
+        assert!(
+            !plan.explanation.contains("Defaults"),
+            "{}",
+            plan.explanation
+        );
     }
 
     #[test]

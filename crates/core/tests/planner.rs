@@ -212,18 +212,12 @@ fn target_goes_to_the_cheapest_hours_in_one_block() {
     // Baseline: 24 kWh from 18:00: 11 at 120, 11 at 110, 2 at 100 → 1.32 + 1.21 + 0.2.
     assert!((p.baseline_cost_eur - 2.73).abs() < 1e-9);
     assert!((p.savings_eur - (2.73 - 0.315)).abs() < 1e-9);
-    assert!(
-        p.explanation
-            .starts_with("Charging 01:49–04:00 at 11 kW, the cheapest hours before 06:00"),
-        "{}",
-        p.explanation
-    );
-    assert!(
-        // 2.73 € for 24 kWh.
-        p.explanation
-            .contains("instead of 114 €/MWh charging at once"),
-        "{}",
-        p.explanation
+    // Lisbon in January is WET (UTC+0); every figure is one of the plan's own.
+    assert_eq!(
+        p.explanation,
+        "Charging 01:49–04:00 WET at 11 kW, the cheapest hours before 06:00 WET; 80 % by 04:00 WET. \
+         Total: 24.0 kWh for 0.32 € (13 €/MWh on average); \
+         charging at once would cost 2.73 € (114 €/MWh)."
     );
     assert!(p.ready_by.unwrap() <= utc("2024-01-11T04:00:00Z"));
 }
@@ -240,7 +234,7 @@ fn infeasible_target_charges_at_full_power_now_and_reports_what_it_reaches() {
     assert!((p.final_battery_level - 80.0).abs() < 1e-9);
     assert!(p.ready_by.unwrap() > p.deadline.unwrap());
     assert!(
-        p.explanation.starts_with("Cannot reach 80 % by 06:00"),
+        p.explanation.starts_with("Cannot reach 80 % by 06:00 WET"),
         "{}",
         p.explanation
     );
@@ -347,7 +341,62 @@ fn known_prices_are_preferred_to_forecasts_and_forecasts_are_flagged() {
         forecast[0].start >= utc("2024-01-11T01:00:00Z")
             && forecast[0].end <= utc("2024-01-11T02:00:00Z")
     );
-    assert!(p.explanation.contains("forecasts"));
+    // 01:00–02:00 yesterday was the only published price at that time of day: the forecast repeats it.
+    assert!(
+        p.explanation.contains(
+            "forecast as the mean price at the same time of day on the previous days given"
+        ),
+        "{}",
+        p.explanation
+    );
+    assert!(
+        p.explanation.contains("relies on them"),
+        "{}",
+        p.explanation
+    );
+}
+
+#[test]
+fn explanation_uses_the_plans_own_average_and_names_defaults_and_flat_forecasts() {
+    // The README's first example: two published prices, the default minimum level of 50 %.
+    let json = r#"{"now": "2024-06-03T18:00:00Z", "price_zone": "DE_LU", "battery_level": 30,
+        "battery_capacity_kwh": 60, "is_plugged_in": true, "minimum_charge_limit": 80,
+        "charge_deadline_at": "06:00", "expected_max_charge_power": 11000,
+        "prices": [
+            {"start": "2024-06-03T18:00:00Z", "end": "2024-06-03T19:00:00Z", "price_eur_mwh": 120.5},
+            {"start": "2024-06-03T19:00:00Z", "end": "2024-06-03T20:00:00Z", "price_eur_mwh": 95.0}]}"#;
+    let p = serde_json::from_str::<PlanRequest>(json)
+        .unwrap()
+        .plan()
+        .unwrap();
+    let avg = p.average_price_eur_mwh.unwrap();
+    let at_once = p.baseline_average_price_eur_mwh.unwrap();
+    assert!((at_once - p.baseline_cost_eur / p.energy_kwh * 1000.0).abs() < 1e-9);
+    let e = &p.explanation;
+    assert!(e.contains(&format!("({avg:.0} €/MWh on average)")), "{e}");
+    assert!(
+        e.contains(&format!("({at_once:.0} €/MWh, partly at forecast prices)")),
+        "{e}"
+    );
+    assert!(
+        e.starts_with("Charging at 11 kW to the 50 % minimum now, then 21:12–23:01 CEST"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Prices for 22:00–06:00 CEST are not published yet and are forecast as a flat 108 €/MWh, the mean of all given prices; charging 22:00–23:01 CEST relies on them."),
+        "{e}"
+    );
+    assert!(
+        e.ends_with("Defaults used (not in the request): smart charging on, minimum level 50 %, charging efficiency 90 %."),
+        "{e}"
+    );
+    let out = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        out["defaults_applied"][0]["field"],
+        "is_smart_optimization_active"
+    );
+    assert_eq!(out["forecast_prices"][0]["basis"], "mean_of_given_prices");
+    assert_eq!(out["time_zone"], "Europe/Berlin");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use super::deadline::same_local_time_days_before;
 use super::input::PlanError;
@@ -17,19 +18,36 @@ use crate::price::PriceSlot;
 const DEFAULT_FORECAST_STEP_MIN: i64 = 15;
 const FORECAST_LOOKBACK_DAYS: i64 = 7;
 
+/// How a forecast price was made (reported with each forecast slot and in the explanation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastBasis {
+    /// The mean price at the same local wall-clock time on the previous 1–7 days among the prices
+    /// given.
+    PreviousDays,
+    /// No such day was given: the mean of all given prices (a flat line).
+    MeanOfGivenPrices,
+    /// No price was given at all: 0.
+    NoPrices,
+}
+
 /// One piece of the timeline with a single price.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub price_eur_mwh: f64,
-    /// The price is a forecast, not a published one.
-    pub forecast: bool,
+    /// `Some` when the price is a forecast, not a published one.
+    pub basis: Option<ForecastBasis>,
 }
 
 impl Segment {
     pub fn hours(&self) -> f64 {
         hours_between(self.start, self.end)
+    }
+
+    pub fn is_forecast(&self) -> bool {
+        self.basis.is_some()
     }
 }
 
@@ -109,7 +127,7 @@ pub fn build_timeline(
                 start,
                 end,
                 price_eur_mwh: slot.price_eur_mwh,
-                forecast: false,
+                basis: None,
             });
         }
         cursor = slot.end;
@@ -138,11 +156,12 @@ fn push_forecast(
         } else {
             end
         };
+        let (price_eur_mwh, basis) = forecaster.price_at(start);
         out.push(Segment {
             start,
             end,
-            price_eur_mwh: forecaster.price_at(start),
-            forecast: true,
+            price_eur_mwh,
+            basis: Some(basis),
         });
         start = end;
     }
@@ -196,15 +215,17 @@ impl<'a> Forecaster<'a> {
             .map(|p| p.price_eur_mwh)
     }
 
-    fn price_at(&self, t: DateTime<Utc>) -> f64 {
+    fn price_at(&self, t: DateTime<Utc>) -> (f64, ForecastBasis) {
         let (sum, n) = (1..=FORECAST_LOOKBACK_DAYS)
             .filter_map(|d| same_local_time_days_before(t, d, self.tz))
             .filter_map(|past| self.published_at(past))
             .fold((0.0, 0u32), |(s, n), p| (s + p, n + 1));
-        if n == 0 {
-            self.mean
+        if n > 0 {
+            (sum / f64::from(n), ForecastBasis::PreviousDays)
+        } else if self.prices.is_empty() {
+            (self.mean, ForecastBasis::NoPrices)
         } else {
-            sum / f64::from(n)
+            (self.mean, ForecastBasis::MeanOfGivenPrices)
         }
     }
 }
@@ -238,12 +259,13 @@ mod tests {
         let tl = build_timeline(now, utc("2024-01-11T02:00:00Z"), &slots, Tz::UTC, &[]);
         assert_eq!(tl[0].start, now);
         assert_eq!(tl[0].price_eur_mwh, 22.0);
-        assert!(!tl[0].forecast);
-        let tail: Vec<_> = tl.iter().filter(|s| s.forecast).collect();
+        assert!(!tl[0].is_forecast());
+        let tail: Vec<_> = tl.iter().filter(|s| s.is_forecast()).collect();
         assert_eq!(tail.len(), 2);
         // Same hour yesterday.
         assert_eq!(tail[0].price_eur_mwh, 0.0);
         assert_eq!(tail[1].price_eur_mwh, 1.0);
+        assert_eq!(tail[0].basis, Some(ForecastBasis::PreviousDays));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (percentages as `f64`, power in W, the deadline rule resolved from the API's fields).
 
 use chrono::{DateTime, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::vehicle::{BoostState, EvSettings, EvState, WeeklyChargePolicy};
 use crate::zone::PriceZone;
@@ -64,6 +65,23 @@ pub enum DeadlineRule {
     Weekly { days: [Option<(NaiveTime, f64)>; 7] },
 }
 
+/// A request field that was absent and whose default went into the planner's input, with that
+/// value; named `field` / `value` in JSON after the request field.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "field", content = "value", rename_all = "snake_case")]
+pub enum AppliedDefault {
+    IsPluggedIn(bool),
+    IsSmartOptimizationActive(bool),
+    ChargeTargetMin(f64),
+    MinimumChargeLimit(f64),
+    ChargeDeadlineAt(NaiveTime),
+    ExpectedMaxChargePower(f64),
+    GeoFenceDistanceM(f64),
+    ChargingEfficiency(f64),
+    MinBlockMinutes(u32),
+    MinChargePowerW(f64),
+}
+
 /// The owner's settings that drive the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannerSettings {
@@ -79,6 +97,9 @@ pub struct PlannerSettings {
     pub efficiency: f64,
     pub min_block_minutes: u32,
     pub min_charge_power_w: f64,
+    /// Values that were not given but defaulted (only a `voltplan plan` request knows); the plan
+    /// reports them and its explanation names those that shaped it.
+    pub defaults: Vec<AppliedDefault>,
 }
 
 impl PlannerSettings {
@@ -100,6 +121,7 @@ impl PlannerSettings {
             efficiency: DEFAULT_EFFICIENCY,
             min_block_minutes: DEFAULT_MIN_BLOCK_MINUTES,
             min_charge_power_w: DEFAULT_MIN_CHARGE_POWER_W,
+            defaults: Vec::new(),
         }
     }
 }

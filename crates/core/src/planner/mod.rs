@@ -17,13 +17,17 @@ mod output;
 mod request;
 
 pub use deadline::{Deadline, earliest_instant_at_or_after, next_deadline};
+pub use forecast::ForecastBasis;
 pub use input::{
-    DEFAULT_EFFICIENCY, DEFAULT_MIN_BLOCK_MINUTES, DEFAULT_MIN_CHARGE_POWER_W, DeadlineRule,
-    PlanError, PlanInput, PlannerSettings, VehicleSnapshot, deadline_rule, is_at_home,
-    max_charge_power_w,
+    AppliedDefault, DEFAULT_EFFICIENCY, DEFAULT_MIN_BLOCK_MINUTES, DEFAULT_MIN_CHARGE_POWER_W,
+    DeadlineRule, PlanError, PlanInput, PlannerSettings, VehicleSnapshot, deadline_rule,
+    is_at_home, max_charge_power_w,
 };
-pub use output::{Plan, PlanInterval, PlanMode, Reason};
-pub use request::PlanRequest;
+pub use output::{ForecastPrice, Plan, PlanInterval, PlanMode, Reason};
+pub use request::{
+    DEFAULT_CHARGE_TARGET_MIN, DEFAULT_GEO_FENCE_M, DEFAULT_MAX_CHARGE_POWER_W,
+    DEFAULT_MINIMUM_CHARGE_LIMIT, PlanRequest,
+};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -235,7 +239,7 @@ impl<'a> Planner<'a> {
             let free_energy: Vec<usize> = usable
                 .iter()
                 .copied()
-                .filter(|&i| !segments[i].forecast && segments[i].price_eur_mwh <= 0.0)
+                .filter(|&i| !segments[i].is_forecast() && segments[i].price_eur_mwh <= 0.0)
                 .collect();
             alloc.fill_cheapest(segments, &free_energy, headroom, Reason::OverCharge);
         }
@@ -255,7 +259,8 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|c| c.energy_kwh * c.price_eur_mwh / 1000.0)
             .sum();
-        let baseline_cost_eur = self.baseline_cost(segments, energy_kwh);
+        let (baseline_cost_eur, baseline_uses_forecast_prices) =
+            self.baseline_cost(segments, energy_kwh);
         let final_battery_level = start_level + energy_kwh * self.pct_per_grid_kwh;
         let target_level = deadline.map(|d| d.target_pct.min(self.cap_pct));
         let battery_level_at_deadline = deadline.map(|d| {
@@ -271,71 +276,87 @@ impl<'a> Planner<'a> {
             (Some(target), Some(at_deadline)) => at_deadline >= target - 1e-6,
             _ => true,
         };
-        let goal = match (mode, target_level) {
-            (PlanMode::Smart, Some(t)) => t,
-            (PlanMode::Smart, None) => self.settings.charge_target_min_pct.min(self.cap_pct),
+        let minimum_level = (mode == PlanMode::Smart)
+            .then(|| self.settings.charge_target_min_pct.min(self.cap_pct));
+        let goal = match (mode, target_level, minimum_level) {
+            (PlanMode::Smart, Some(t), _) => t,
+            (PlanMode::Smart, None, Some(min)) => min,
             _ => final_battery_level,
         };
         let ready_by = self.when_level_reached(chunks, start_level, goal);
+        // The car on its own ignores Voltplan's pause (see `run`).
+        let pause_until = match mode {
+            PlanMode::Boost | PlanMode::Smart => {
+                self.settings.pause_power_until.filter(|p| *p > self.now)
+            }
+            _ => None,
+        };
         let horizon_end = [deadline.map(|d| d.at), chunks.last().map(|c| c.end)]
             .into_iter()
             .flatten()
             .max();
-        let forecast_prices: Vec<PriceSlot> = segments
+        let forecast_prices: Vec<ForecastPrice> = segments
             .iter()
-            .filter(|s| s.forecast && horizon_end.is_some_and(|h| s.start < h))
-            .map(|s| PriceSlot {
-                start: s.start,
-                end: s.end,
-                price_eur_mwh: s.price_eur_mwh,
+            .filter(|s| horizon_end.is_some_and(|h| s.start < h))
+            .filter_map(|s| {
+                Some(ForecastPrice {
+                    start: s.start,
+                    end: s.end,
+                    price_eur_mwh: s.price_eur_mwh,
+                    basis: s.basis?,
+                })
             })
             .collect();
         let uses_forecast_prices = chunks.iter().any(|c| c.forecast);
-        let average_price_eur_mwh =
-            (energy_kwh > EPS_KWH).then(|| expected_cost_eur / energy_kwh * 1000.0);
+        let per_mwh = |eur: f64| (energy_kwh > EPS_KWH).then(|| eur / energy_kwh * 1000.0);
         let mut plan = Plan {
             mode,
+            planned_at: self.now,
+            time_zone: self.settings.price_zone.time_zone().name().to_owned(),
             charging_blocks: output::count_blocks(&intervals),
             intervals,
             energy_kwh,
             expected_cost_eur,
             baseline_cost_eur,
+            baseline_average_price_eur_mwh: per_mwh(baseline_cost_eur),
+            baseline_uses_forecast_prices,
             savings_eur: baseline_cost_eur - expected_cost_eur,
-            average_price_eur_mwh,
+            average_price_eur_mwh: per_mwh(expected_cost_eur),
             start_battery_level: start_level,
             final_battery_level,
+            minimum_level,
             target_level,
             deadline: deadline.map(|d| d.at),
             battery_level_at_deadline,
             ready_by,
+            pause_until,
             feasible,
             uses_forecast_prices,
             forecast_prices,
+            defaults_applied: self.settings.defaults.clone(),
             explanation: String::new(),
         };
-        plan.explanation = explain::explain(
-            &plan,
-            self.settings,
-            self.settings.price_zone.time_zone(),
-            self.settings.pause_power_until.filter(|p| *p > self.now),
-        );
+        plan.explanation = explain::explain(&plan, self.settings, self.vehicle.max_charge_power_w);
         plan
     }
 
-    /// Charging the same grid energy at full power from `now`, as the car would on plug-in.
-    fn baseline_cost(&self, segments: &[Segment], energy_kwh: f64) -> f64 {
+    /// Charging the same grid energy at full power from `now`, as the car would on plug-in; also
+    /// whether any of it falls on a forecast price.
+    fn baseline_cost(&self, segments: &[Segment], energy_kwh: f64) -> (f64, bool) {
         let power_kw = self.vehicle.max_charge_power_w / 1000.0;
         let mut left = energy_kwh;
         let mut cost = 0.0;
+        let mut forecast = false;
         for s in segments {
             if left <= 0.0 {
                 break;
             }
             let take = (s.hours() * power_kw).min(left);
             cost += take * s.price_eur_mwh / 1000.0;
+            forecast |= take > EPS_KWH && s.is_forecast();
             left -= take;
         }
-        cost
+        (cost, forecast)
     }
 
     fn when_level_reached(&self, chunks: &[Chunk], start: f64, goal: f64) -> Option<DateTime<Utc>> {

@@ -181,8 +181,8 @@ impl Allocation {
 }
 
 fn cost_key_cmp(a: &Segment, b: &Segment) -> Ordering {
-    a.forecast
-        .cmp(&b.forecast)
+    a.is_forecast()
+        .cmp(&b.is_forecast())
         .then(a.price_eur_mwh.total_cmp(&b.price_eur_mwh))
 }
 
@@ -278,7 +278,7 @@ pub fn layout(
                 reason,
                 energy_kwh: energy,
                 price_eur_mwh: seg.price_eur_mwh,
-                forecast: seg.forecast,
+                forecast: seg.is_forecast(),
             };
             // A part too small to last a second after rounding is no command of its own: its
             // energy (same segment, same price) rides with its neighbour.
@@ -315,7 +315,7 @@ mod tests {
                 start: t0 + Duration::hours(i as i64),
                 end: t0 + Duration::hours(i as i64 + 1),
                 price_eur_mwh: *p,
-                forecast: false,
+                basis: None,
             })
             .collect()
     }

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::forecast::ForecastBasis;
+use super::input::AppliedDefault;
 use super::optimise::Chunk;
-use crate::price::PriceSlot;
 
 /// Why the car charges in an interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,34 +50,60 @@ pub struct PlanInterval {
     pub uses_forecast_prices: bool,
 }
 
-/// The planner's answer.
+/// A price the plan was made with that is not published yet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ForecastPrice {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub price_eur_mwh: f64,
+    pub basis: ForecastBasis,
+}
+
+/// The planner's answer. Every figure and clock time in `explanation` is one of these fields (or
+/// a sum, maximum or count over `intervals`), rounded as shown, in the `time_zone`'s local time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub mode: PlanMode,
+    /// The instant the plan was made for (`now`).
+    pub planned_at: DateTime<Utc>,
+    /// The price zone's IANA time zone: the explanation's clock times are local times there.
+    pub time_zone: String,
     pub intervals: Vec<PlanInterval>,
     /// Grid energy, kWh.
     pub energy_kwh: f64,
     pub expected_cost_eur: f64,
     /// Cost of the same energy charged at full power from `now` (charging at once on plug-in).
     pub baseline_cost_eur: f64,
+    /// `baseline_cost_eur / energy_kwh × 1000`: the average price of charging at once, €/MWh
+    /// (null without energy).
+    pub baseline_average_price_eur_mwh: Option<f64>,
+    /// Part of the baseline is priced with forecasts.
+    pub baseline_uses_forecast_prices: bool,
     pub savings_eur: f64,
+    /// `expected_cost_eur / energy_kwh × 1000`, €/MWh (null without energy).
     pub average_price_eur_mwh: Option<f64>,
     pub start_battery_level: f64,
     pub final_battery_level: f64,
+    /// `charge_target_min` as applied (capped at `charge_target_max`); smart charging only.
+    pub minimum_level: Option<f64>,
     /// The level due by the deadline (`minimum_charge_limit` or the weekday's policy entry).
     pub target_level: Option<f64>,
     pub deadline: Option<DateTime<Utc>>,
     pub battery_level_at_deadline: Option<f64>,
     /// When the goal level (the deadline's target, else the plan's final level) is reached.
     pub ready_by: Option<DateTime<Utc>>,
+    /// The end of a pause (`pause_power_until`) that holds this plan's charging back.
+    pub pause_until: Option<DateTime<Utc>>,
     /// False when the deadline's target cannot be reached in time.
     pub feasible: bool,
     /// Start/stop commands the plan needs (one per contiguous block).
     pub charging_blocks: usize,
     pub uses_forecast_prices: bool,
-    /// The forecast prices the plan was made with (up to the deadline or the plan's end);
-    /// re-plan when published prices arrive.
-    pub forecast_prices: Vec<PriceSlot>,
+    /// The forecast prices the plan was made with (up to the deadline or the plan's end) and how
+    /// each was made; re-plan when published prices arrive.
+    pub forecast_prices: Vec<ForecastPrice>,
+    /// Request fields that were absent and whose default the planner used (`voltplan plan`).
+    pub defaults_applied: Vec<AppliedDefault>,
     pub explanation: String,
 }
 
