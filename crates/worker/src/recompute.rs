@@ -12,7 +12,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
-use voltplan_core::planner::{DEFAULT_EFFICIENCY, deadline_rule};
+use voltplan_core::planner::{DEFAULT_EFFICIENCY, settings_deadline_rule};
 use voltplan_core::session::{SessionFacts, deadline_in_force, judge, target_reached};
 use voltplan_store::fleet::{ReadingRecord, SessionRecord};
 use voltplan_store::{OrgScope, Store, StoreError, VehicleRecord};
@@ -113,15 +113,7 @@ pub fn recompute(
         return fresh;
     };
     let settings = &vehicle.settings;
-    let rule = deadline_rule(
-        settings.charge_deadline_at,
-        settings.minimum_charge_limit.map(f64::from),
-        settings
-            .is_charge_policy_enabled
-            .unwrap_or(false)
-            .then_some(settings.weekly_charge_policy.as_ref())
-            .flatten(),
-    );
+    let rule = settings_deadline_rule(settings);
     let car_limit = vehicle.state.charge_target_max.map(f64::from);
     let tz = vehicle.price_zone.time_zone();
     let (deadline, target) = deadline_in_force(&rule, session.plug_in_time, tz, car_limit).unzip();

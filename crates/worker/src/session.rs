@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
-use voltplan_core::planner::{Plan, PlanMode, deadline_rule, max_charge_power_w};
+use voltplan_core::planner::{Plan, PlanMode, max_charge_power_w, settings_deadline_rule};
 use voltplan_core::session::{
     SessionFacts, SessionOutcome, deadline_in_force, judge, target_reached,
 };
@@ -137,15 +137,7 @@ fn follow_settings(
     if data.charge_deadline.is_some_and(|d| d <= at) {
         return;
     }
-    let rule = deadline_rule(
-        settings.charge_deadline_at,
-        settings.minimum_charge_limit.map(f64::from),
-        settings
-            .is_charge_policy_enabled
-            .unwrap_or(false)
-            .then_some(settings.weekly_charge_policy.as_ref())
-            .flatten(),
-    );
+    let rule = settings_deadline_rule(settings);
     let tz = claimed.vehicle.price_zone.time_zone();
     let (deadline, target) = deadline_in_force(&rule, session.plug_in_time, tz, car_limit).unzip();
     let evaluated_before = session.facts.evaluated;

@@ -164,14 +164,7 @@ impl PlanInput {
             ),
             charge_target_max_pct: state.charge_target_max.map(f64::from),
         };
-        let policy_enabled = settings.is_charge_policy_enabled.unwrap_or(false);
-        let deadline = deadline_rule(
-            settings.charge_deadline_at,
-            settings.minimum_charge_limit.map(f64::from),
-            policy_enabled
-                .then_some(settings.weekly_charge_policy.as_ref())
-                .flatten(),
-        );
+        let deadline = settings_deadline_rule(settings);
         let boost = matches!(
             state.boost_state,
             BoostState::Requested | BoostState::Ongoing
@@ -252,6 +245,18 @@ fn check_pct(field: &'static str, value: f64) -> Result<(), PlanError> {
 /// `expected_max_charge_power`, or the observed rate when the car already charges faster.
 pub fn max_charge_power_w(expected_max_charge_power: i32, charge_rate_w: Option<i32>) -> f64 {
     f64::from(expected_max_charge_power.max(charge_rate_w.unwrap_or(0)))
+}
+
+/// The deadline rule of an EV's stored settings (see [`deadline_rule`]).
+pub fn settings_deadline_rule(settings: &EvSettings) -> DeadlineRule {
+    let policy_enabled = settings.is_charge_policy_enabled.unwrap_or(false);
+    deadline_rule(
+        settings.charge_deadline_at,
+        settings.minimum_charge_limit.map(f64::from),
+        policy_enabled
+            .then_some(settings.weekly_charge_policy.as_ref())
+            .flatten(),
+    )
 }
 
 /// The deadline rule from the API's fields: the weekly policy when it is enabled and present,

@@ -21,7 +21,7 @@ pub use forecast::ForecastBasis;
 pub use input::{
     AppliedDefault, DEFAULT_EFFICIENCY, DEFAULT_MIN_BLOCK_MINUTES, DEFAULT_MIN_CHARGE_POWER_W,
     DeadlineRule, PlanError, PlanInput, PlannerSettings, VehicleSnapshot, deadline_rule,
-    is_at_home, max_charge_power_w,
+    is_at_home, max_charge_power_w, settings_deadline_rule,
 };
 pub use output::{ForecastPrice, Plan, PlanInterval, PlanMode, Reason};
 pub use request::{
