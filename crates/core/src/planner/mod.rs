@@ -16,7 +16,7 @@ mod optimise;
 mod output;
 mod request;
 
-pub use deadline::{Deadline, earliest_instant_at_or_after, next_deadline};
+pub use deadline::{Deadline, next_deadline};
 pub use forecast::ForecastBasis;
 pub use input::{
     AppliedDefault, DEFAULT_EFFICIENCY, DEFAULT_MIN_BLOCK_MINUTES, DEFAULT_MIN_CHARGE_POWER_W,

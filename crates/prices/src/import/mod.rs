@@ -19,7 +19,7 @@ pub mod generic_csv;
 pub mod smard;
 
 use crate::entsoe::EntsoeParseError;
-use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use std::fmt;
 use std::io::Read;
@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use voltplan_core::PriceSlot;
 use voltplan_core::price::{TimeRange, find_gaps};
+use voltplan_core::time::{LocalInstant, resolve_local};
 
 /// Which importer to use. `Csv` recognises its dialect (generic, Ember, Energy-Charts, SMARD)
 /// from the header line.
@@ -285,23 +286,16 @@ impl WallClock {
         }
     }
 
-    /// `None` when the wall time does not exist (inside the spring-forward gap).
+    /// `None` when the wall time does not exist (inside the spring-forward gap): a file row there
+    /// is an error, not a time to resolve by `voltplan_core::time::local_to_utc`'s rule.
     pub(crate) fn resolve(&mut self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-        let instant = match self.time_zone.from_local_datetime(&local) {
-            chrono::LocalResult::Single(instant) => instant.with_timezone(&Utc),
-            chrono::LocalResult::Ambiguous(one, other) => {
-                let (earlier, later) = if one <= other {
-                    (one, other)
-                } else {
-                    (other, one)
-                };
-                let earlier = earlier.with_timezone(&Utc);
-                match self.previous {
-                    Some(previous) if previous >= earlier => later.with_timezone(&Utc),
-                    _ => earlier,
-                }
-            }
-            chrono::LocalResult::None => return None,
+        let instant = match resolve_local(local, &self.time_zone) {
+            LocalInstant::Unique(instant) => instant,
+            LocalInstant::Repeated { earlier, later } => match self.previous {
+                Some(previous) if previous >= earlier => later,
+                _ => earlier,
+            },
+            LocalInstant::Skipped { .. } => return None,
         };
         self.previous = Some(instant);
         Some(instant)
@@ -309,12 +303,10 @@ impl WallClock {
 
     /// Both readings of an ambiguous wall time, for callers that carry an offset to pick one.
     pub(crate) fn candidates(&self, local: NaiveDateTime) -> Vec<DateTime<Utc>> {
-        match self.time_zone.from_local_datetime(&local) {
-            chrono::LocalResult::Single(instant) => vec![instant.with_timezone(&Utc)],
-            chrono::LocalResult::Ambiguous(one, other) => {
-                vec![one.with_timezone(&Utc), other.with_timezone(&Utc)]
-            }
-            chrono::LocalResult::None => Vec::new(),
+        match resolve_local(local, &self.time_zone) {
+            LocalInstant::Unique(instant) => vec![instant],
+            LocalInstant::Repeated { earlier, later } => vec![earlier, later],
+            LocalInstant::Skipped { .. } => Vec::new(),
         }
     }
 
