@@ -13,6 +13,32 @@ use crate::error::ApiError;
 /// The largest body accepted anywhere in the API.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Declares a write body once: the struct documented in OpenAPI (`request_body = …`) and
+/// `FIELDS`, its keys, which the handler accepts. A field added to the struct is thereby accepted,
+/// and a unit test per resource checks that its parser reads every one of them. The struct itself
+/// is documentation only: bodies are read field by field ([`Fields`]).
+macro_rules! write_body {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, utoipa::ToSchema)]
+        #[allow(dead_code)] // documentation only: bodies are read field by field
+        pub struct $name {
+            $( $(#[$field_meta])* $field: $ty ),*
+        }
+
+        impl $name {
+            /// The keys of this body, in declaration order.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+        }
+    };
+}
+pub(crate) use write_body;
+
 /// A field of a partial update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Patch<T> {
@@ -106,7 +132,7 @@ impl Fields {
     pub fn has_errors_for(&self, field: &str) -> bool {
         self.errors
             .iter()
-            .any(|e| e.loc.get(1).is_some_and(|f| f == field))
+            .any(|e| e.loc.get(1).is_some_and(|f| *f == *field))
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
@@ -119,6 +145,13 @@ impl Fields {
 
     pub fn into_errors(self) -> Vec<FieldError> {
         self.errors
+    }
+
+    /// The keys of the body no parser has read yet: a writable key still here after parsing is a
+    /// field the declaration lists and the parser forgot.
+    #[cfg(test)]
+    pub fn unread(&self) -> Vec<&str> {
+        self.map.keys().map(String::as_str).collect()
     }
 
     fn take(&mut self, key: &str) -> Patch<Value> {
@@ -262,7 +295,7 @@ impl Fields {
     pub fn nested_errors(&mut self, key: &str, errors: Vec<FieldError>) {
         for mut e in errors {
             // `["body", inner]` becomes `["body", key, inner]`.
-            e.loc.insert(1, key.to_owned());
+            e.loc.insert(1, key.into());
             self.errors.push(e);
         }
     }
@@ -282,6 +315,48 @@ pub fn decimal_string(value: f64) -> String {
         "0".to_owned()
     } else {
         s.to_owned()
+    }
+}
+
+/// Checks that tie a write body's declaration to its documentation, its parser and the object
+/// the API shows.
+#[cfg(test)]
+pub(crate) mod declaration {
+    use serde_json::Value;
+    use utoipa::PartialSchema;
+    use utoipa::openapi::{RefOr, Schema};
+
+    use super::JsonObject;
+
+    /// The property names of `T`'s OpenAPI schema, in order.
+    pub fn properties<T: PartialSchema>() -> Vec<String> {
+        match T::schema() {
+            RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+            _ => panic!("not an object schema"),
+        }
+    }
+
+    /// A body that sends every one of `fields`, as `null`.
+    pub fn all_null(fields: &[&str]) -> JsonObject {
+        JsonObject(
+            fields
+                .iter()
+                .map(|field| ((*field).to_owned(), Value::Null))
+                .collect(),
+        )
+    }
+
+    /// Every property of the object `T` is accepted in a body (written or ignored), so a client
+    /// may send back what it read.
+    pub fn accepts_what_it_shows<T: PartialSchema>(writable: &[&str], read_only: &[&str]) {
+        let refused: Vec<String> = properties::<T>()
+            .into_iter()
+            .filter(|p| !writable.contains(&p.as_str()) && !read_only.contains(&p.as_str()))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "shown but refused in a body: {refused:?}"
+        );
     }
 }
 

@@ -12,30 +12,11 @@ use voltplan_core::validation::FieldError;
 use voltplan_store::{BuildingRecord, new_building};
 
 use crate::auth::OrgAccess;
-use crate::body::{Fields, JsonObject, Patch};
+use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{BuildingPath, Ids, IncludeDeleted, Q, UserPath};
 use crate::state::AppState;
 
-const WRITABLE: &[&str] = &[
-    "name",
-    "property_type",
-    "property_size_m2",
-    "property_age",
-    "num_occupants",
-    "occupant_type",
-    "space_heating",
-    "water_heating",
-    "photovoltaic",
-    "street_and_number",
-    "street_add_info",
-    "zip_code",
-    "town",
-    "country",
-    "country_iso2",
-    "latitude",
-    "longitude",
-];
 const READ_ONLY: &[&str] = &["id", "user", "created_at", "updated_at", "deleted_at"];
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,29 +75,30 @@ impl From<BuildingRecord> for BuildingOut {
     }
 }
 
-/// Writable building fields. `name` is required on POST. Podero's documents disagree on the
-/// enums of `property_type`, `occupant_type`, `space_heating` and `water_heating` (the reference
-/// lists `Detached`…`Flat`, the guides use `single_family_home`, `heat_pump`), so any string of
-/// at most 50 characters is accepted and stored as given. `country_iso2` is an alias of `country`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct BuildingWrite {
-    name: Option<String>,
-    property_type: Option<String>,
-    property_size_m2: Option<i64>,
-    property_age: Option<i64>,
-    num_occupants: Option<i64>,
-    occupant_type: Option<String>,
-    space_heating: Option<String>,
-    water_heating: Option<String>,
-    photovoltaic: Option<bool>,
-    street_and_number: Option<String>,
-    street_add_info: Option<String>,
-    zip_code: Option<String>,
-    town: Option<String>,
-    country: Option<String>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+write_body! {
+    /// Writable building fields. `name` is required on POST. Podero's documents disagree on the
+    /// enums of `property_type`, `occupant_type`, `space_heating` and `water_heating` (the reference
+    /// lists `Detached`…`Flat`, the guides use `single_family_home`, `heat_pump`), so any string of
+    /// at most 50 characters is accepted and stored as given. `country_iso2` is an alias of `country`.
+    pub struct BuildingWrite {
+        name: Option<String>,
+        property_type: Option<String>,
+        property_size_m2: Option<i64>,
+        property_age: Option<i64>,
+        num_occupants: Option<i64>,
+        occupant_type: Option<String>,
+        space_heating: Option<String>,
+        water_heating: Option<String>,
+        photovoltaic: Option<bool>,
+        street_and_number: Option<String>,
+        street_add_info: Option<String>,
+        zip_code: Option<String>,
+        town: Option<String>,
+        country: Option<String>,
+        country_iso2: Option<String>,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    }
 }
 
 struct BuildingPatch {
@@ -249,7 +231,7 @@ pub async fn create_building(
     body: JsonObject,
 ) -> ApiResult<Json<BuildingOut>> {
     let now = state.now();
-    let mut f = Fields::new(body, WRITABLE, READ_ONLY);
+    let mut f = Fields::new(body, BuildingWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     if patch.name.is_none() && !f.has_errors_for("name") {
         f.error("name", "missing", "Field required");
@@ -296,7 +278,7 @@ pub async fn update_building(
     body: JsonObject,
 ) -> ApiResult<Json<BuildingOut>> {
     let now = state.now();
-    let mut f = Fields::new(body, WRITABLE, READ_ONLY);
+    let mut f = Fields::new(body, BuildingWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     f.finish()?;
     let updated = state
@@ -326,4 +308,23 @@ pub async fn delete_building(
         .delete_building(access.org, path.user_id, path.building_id, state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::declaration::{accepts_what_it_shows, all_null, properties};
+
+    #[test]
+    fn the_declared_fields_are_documented_accepted_and_read() {
+        assert_eq!(properties::<BuildingWrite>(), BuildingWrite::FIELDS);
+        let mut f = Fields::new(
+            all_null(BuildingWrite::FIELDS),
+            BuildingWrite::FIELDS,
+            READ_ONLY,
+        );
+        parse_patch(&mut f);
+        assert_eq!(f.unread(), Vec::<&str>::new());
+        accepts_what_it_shows::<BuildingOut>(BuildingWrite::FIELDS, READ_ONLY);
+    }
 }

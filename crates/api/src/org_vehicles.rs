@@ -375,7 +375,7 @@ mod tests {
         if errors.is_empty() {
             Ok(out)
         } else {
-            Err(errors.into_iter().map(|e| e.loc.join(".")).collect())
+            Err(errors.iter().map(FieldError::path).collect())
         }
     }
 

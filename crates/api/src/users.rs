@@ -12,27 +12,12 @@ use voltplan_core::validation::FieldError;
 use voltplan_store::{UserRecord, new_user};
 
 use crate::auth::OrgAccess;
-use crate::body::{Fields, JsonObject, Patch};
+use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Ids, IncludeDeleted, OrgPath, Q, UserPath};
 use crate::state::AppState;
 
 const ROLES: &[&str] = &["admin", "staff", "user"];
-const WRITABLE: &[&str] = &[
-    "external_user_id",
-    "role",
-    "email",
-    "first_name",
-    "last_name",
-    "street_and_number",
-    "street_add_info",
-    "zip_code",
-    "town",
-    "country",
-    "country_iso2",
-    "latitude",
-    "longitude",
-];
 const READ_ONLY: &[&str] = &[
     "id",
     "location_last_updated",
@@ -91,25 +76,25 @@ impl From<UserRecord> for UserOut {
     }
 }
 
-/// The writable user fields (POST needs `role` and `email`; PUT takes any subset).
-/// `country_iso2` is accepted as an alias of `country`. `id`, `location_last_updated`,
-/// `created_at`, `updated_at` and `deleted_at` are read-only and ignored when sent.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct UserWrite {
-    role: Option<String>,
-    email: Option<String>,
-    external_user_id: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    street_and_number: Option<String>,
-    street_add_info: Option<String>,
-    zip_code: Option<String>,
-    town: Option<String>,
-    country: Option<String>,
-    country_iso2: Option<String>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+write_body! {
+    /// The writable user fields (POST needs `role` and `email`; PUT takes any subset).
+    /// `country_iso2` is accepted as an alias of `country`. `id`, `location_last_updated`,
+    /// `created_at`, `updated_at` and `deleted_at` are read-only and ignored when sent.
+    pub struct UserWrite {
+        role: Option<String>,
+        email: Option<String>,
+        external_user_id: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        street_and_number: Option<String>,
+        street_add_info: Option<String>,
+        zip_code: Option<String>,
+        town: Option<String>,
+        country: Option<String>,
+        country_iso2: Option<String>,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    }
 }
 
 struct UserPatch {
@@ -257,7 +242,7 @@ pub async fn create_user(
     body: JsonObject,
 ) -> ApiResult<Json<UserOut>> {
     let now = state.now();
-    let mut f = Fields::new(body, WRITABLE, READ_ONLY);
+    let mut f = Fields::new(body, UserWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     if patch.role.is_none() && !f.has_errors_for("role") {
         f.error("role", "missing", "Field required");
@@ -302,7 +287,7 @@ pub async fn update_user(
     body: JsonObject,
 ) -> ApiResult<Json<UserOut>> {
     let now = state.now();
-    let mut f = Fields::new(body, WRITABLE, READ_ONLY);
+    let mut f = Fields::new(body, UserWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     f.finish()?;
     let updated = state
@@ -336,7 +321,17 @@ pub async fn delete_user(
 
 #[cfg(test)]
 mod tests {
-    use super::valid_email;
+    use super::*;
+    use crate::body::declaration::{accepts_what_it_shows, all_null, properties};
+
+    #[test]
+    fn the_declared_fields_are_documented_accepted_and_read() {
+        assert_eq!(properties::<UserWrite>(), UserWrite::FIELDS);
+        let mut f = Fields::new(all_null(UserWrite::FIELDS), UserWrite::FIELDS, READ_ONLY);
+        parse_patch(&mut f);
+        assert_eq!(f.unread(), Vec::<&str>::new());
+        accepts_what_it_shows::<UserOut>(UserWrite::FIELDS, READ_ONLY);
+    }
 
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
