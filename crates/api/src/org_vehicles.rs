@@ -20,7 +20,7 @@ use voltplan_store::{OrgVehicleFilter, OrgVehiclePaging};
 
 use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
-use crate::params::{Ids, OrgPath};
+use crate::params::{Ids, OrgPath, query_int};
 use crate::state::AppState;
 use crate::vehicles::{ElectricVehicleOut, vehicle_out};
 
@@ -81,10 +81,6 @@ const LISTS: [&str; 5] = [
     "steering_status",
 ];
 
-fn invalid(name: &str, kind: &str, msg: impl Into<String>) -> FieldError {
-    FieldError::at(&["query", name], kind, msg)
-}
-
 impl OrgVehiclesQuery {
     /// Reads a raw query string; an unknown parameter, or a single-valued one given twice, is an
     /// error naming it.
@@ -106,7 +102,7 @@ impl OrgVehiclesQuery {
                 "is_charging" => &mut q.is_charging,
                 "include_deleted" => &mut q.include_deleted,
                 other => {
-                    errors.push(invalid(
+                    errors.push(FieldError::query(
                         other,
                         "extra_forbidden",
                         "Unknown query parameter; see the operation's parameters",
@@ -120,7 +116,7 @@ impl OrgVehiclesQuery {
                     list.push(',');
                     list.push_str(&value);
                 }
-                Some(_) => errors.push(invalid(
+                Some(_) => errors.push(FieldError::query(
                     &key,
                     "value_error",
                     "Give this parameter at most once",
@@ -128,44 +124,6 @@ impl OrgVehiclesQuery {
             }
         }
         q
-    }
-}
-
-fn parse_int(
-    value: Option<&str>,
-    name: &str,
-    (min, max, default): (i64, i64, i64),
-    errors: &mut Vec<FieldError>,
-) -> i64 {
-    let Some(value) = value else {
-        return default;
-    };
-    match value.trim().parse::<i64>() {
-        Ok(n) if n < min => {
-            errors.push(invalid(
-                name,
-                "greater_than_equal",
-                format!("Input should be greater than or equal to {min}"),
-            ));
-            default
-        }
-        Ok(n) if n > max => {
-            errors.push(invalid(
-                name,
-                "less_than_equal",
-                format!("Input should be less than or equal to {max}"),
-            ));
-            default
-        }
-        Ok(n) => n,
-        Err(_) => {
-            errors.push(invalid(
-                name,
-                "int_parsing",
-                "Input should be a valid integer",
-            ));
-            default
-        }
     }
 }
 
@@ -177,7 +135,7 @@ fn parse_bool(value: Option<&str>, name: &str, errors: &mut Vec<FieldError>) -> 
     } else if value.eq_ignore_ascii_case("false") || value == "0" {
         Some(false)
     } else {
-        errors.push(invalid(
+        errors.push(FieldError::query(
             name,
             "bool_parsing",
             "Input should be a valid boolean: true or false",
@@ -190,7 +148,7 @@ fn parse_uuid(value: Option<&str>, name: &str, errors: &mut Vec<FieldError>) -> 
     let value = value?;
     let parsed = Uuid::parse_str(value.trim()).ok();
     if parsed.is_none() {
-        errors.push(invalid(
+        errors.push(FieldError::query(
             name,
             "uuid_parsing",
             "Input should be a valid UUID",
@@ -220,7 +178,7 @@ fn parse_list<T: Copy + PartialEq>(
             }
             None => {
                 let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-                errors.push(invalid(
+                errors.push(FieldError::query(
                     name,
                     "enum",
                     format!(
@@ -247,16 +205,16 @@ fn filter_and_paging(
     q: &OrgVehiclesQuery,
     errors: &mut Vec<FieldError>,
 ) -> (OrgVehicleFilter, OrgVehiclePaging) {
-    let limit = parse_int(
+    let limit = query_int(
         q.limit.as_deref(),
         "limit",
         (1, MAX_LIMIT, DEFAULT_LIMIT),
         errors,
     );
-    let offset = parse_int(q.offset.as_deref(), "offset", (0, i64::MAX, 0), errors);
+    let offset = query_int(q.offset.as_deref(), "offset", (0, i64::MAX, 0), errors);
     let after = parse_uuid(q.after.as_deref(), "after", errors);
     if q.after.is_some() && q.offset.is_some() {
-        errors.push(invalid(
+        errors.push(FieldError::query(
             "after",
             "value_error",
             "Page with either offset or after, not both",

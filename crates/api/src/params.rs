@@ -63,6 +63,46 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// An integer query parameter in `min..=max`, `default` when absent. A bad value is reported in
+/// `errors`, naming the parameter, and stands in as `default` so the other parameters are still read.
+pub fn query_int(
+    value: Option<&str>,
+    name: &str,
+    (min, max, default): (i64, i64, i64),
+    errors: &mut Vec<FieldError>,
+) -> i64 {
+    let Some(value) = value else {
+        return default;
+    };
+    match value.trim().parse::<i64>() {
+        Ok(n) if n < min => {
+            errors.push(FieldError::query(
+                name,
+                "greater_than_equal",
+                format!("Input should be greater than or equal to {min}"),
+            ));
+            default
+        }
+        Ok(n) if n > max => {
+            errors.push(FieldError::query(
+                name,
+                "less_than_equal",
+                format!("Input should be less than or equal to {max}"),
+            ));
+            default
+        }
+        Ok(n) => n,
+        Err(_) => {
+            errors.push(FieldError::query(
+                name,
+                "int_parsing",
+                "Input should be a valid integer",
+            ));
+            default
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IncludeDeleted {

@@ -1,5 +1,7 @@
 //! Pure time logic shared by the planner, the API, the importers and the backtest: local wall-clock
-//! time to UTC (`local_to_utc`, `resolve_local`).
+//! time to UTC (`local_to_utc`, `resolve_local`) and UTC calendar buckets (`calendar`).
+
+pub mod calendar;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 
