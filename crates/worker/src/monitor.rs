@@ -17,8 +17,9 @@ use voltplan_core::planner::is_at_home;
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, ReadingRecord};
 
+use crate::config::WorkerConfig;
+use crate::price_book::PriceBook;
 use crate::runtime::VehicleRuntime;
-use crate::{PriceBook, WorkerConfig, status_for_failures};
 
 /// `lifecycle_state` of a healthy, linked vehicle.
 pub const LIFECYCLE_AUTHENTICATED: &str = "authenticated";
@@ -288,4 +289,13 @@ pub fn reading_to_report(
     rt.last_reported_flags = Some(flags);
     rt.last_reported_at = Some(observed.at);
     Some(record)
+}
+
+/// A status from a consecutive-failure count.
+pub(crate) fn status_for_failures(failures: u32, for_error: u32) -> StatusLevel {
+    match failures {
+        0 => StatusLevel::Ok,
+        n if n < for_error => StatusLevel::Warning,
+        _ => StatusLevel::Error,
+    }
 }

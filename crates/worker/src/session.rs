@@ -24,8 +24,8 @@ use voltplan_core::session::{
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, SessionData, SessionRecord};
 
-use crate::PriceBook;
 use crate::monitor::Observed;
+use crate::price_book::PriceBook;
 use crate::runtime::{OpenSession, SessionFlags, VehicleRuntime};
 
 /// An open session is written at least this often while it lasts.
@@ -263,7 +263,7 @@ pub fn update(
     let session = rt.session.as_mut()?;
     refresh(session, book);
     let flags = &mut session.facts;
-    flags.boosted |= crate::boost_active(state);
+    flags.boosted |= crate::boost::boost_active(state);
     flags.paused |= claimed
         .vehicle
         .settings
