@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use voltplan_clouds::registry;
 use voltplan_core::PriceZone;
 use voltplan_core::validation::FieldError;
-use voltplan_core::vehicle::{BoostState, StatusLevel, cloud_service};
+use voltplan_core::vehicle::{BoostState, StatusLevel};
 use voltplan_store::{StoreError, UserRecord, VehicleRecord, new_vehicle};
 
 use crate::auth::OrgAccess;
@@ -306,7 +307,11 @@ pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> 
     let boost_state = crate::boost::effective_boost_state(&v.settings, &v.state);
     let s = v.settings;
     let st = v.state;
-    let cloud = s.device_model.cloud_service.and_then(cloud_service);
+    let cloud = s
+        .device_model
+        .cloud_service
+        .and_then(registry::entry)
+        .map(|e| &e.service);
     let capacity = st
         .reported_battery_capacity_kwh
         .unwrap_or(s.battery_capacity_kwh);
@@ -488,7 +493,7 @@ fn parse_device_model(f: &mut Fields, object: Map<String, Value>) -> Option<Devi
         (primary, _) => primary,
     };
     if let Patch::Set(id) = cloud
-        && cloud_service(id).is_none()
+        && registry::entry(id).is_none()
     {
         inner.error("cloud_service", "value_error", "Unknown cloud service");
     }

@@ -41,7 +41,7 @@ impl CloudArgs {
         let clouds = Clouds::new().with_sandbox(sandbox);
         if self.cloud_calls_per_minute > 0.0 {
             clouds.with_budget(
-                voltplan_core::vehicle::SANDBOX_CLOUD.id,
+                voltplan_clouds::SANDBOX_CLOUD.id,
                 CallBudget::per_minute(self.cloud_calls_per_minute),
             )
         } else {

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use voltplan_clouds::{
-    SandboxCloud, SandboxInitial, VehicleCloud, VehicleSpec, embedded_catalogue, find_model,
-};
-use voltplan_core::vehicle::SANDBOX_CLOUD;
+use voltplan_clouds::{BuiltClouds, SandboxCloud, VehicleCloud};
 
 use crate::budget::{CallBudget, CallKind, TokenBucket};
 
@@ -18,9 +15,6 @@ pub struct Clouds {
     by_service: HashMap<Uuid, Arc<dyn VehicleCloud>>,
     /// Used for vehicles without a `cloud_service`.
     default_service: Option<Uuid>,
-    /// Kept typed so unknown sandbox cars can be registered (the sandbox forgets on restart).
-    sandbox: Option<Arc<SandboxCloud>>,
-    catalogue: Arc<Vec<VehicleSpec>>,
     /// Call budgets by service; a service without one is called as often as cycles need.
     budgets: HashMap<Uuid, CallBudget>,
     /// The budgets' buckets, shared by the clones of this value (one worker's cycles).
@@ -42,14 +36,20 @@ impl Clouds {
         Self::default()
     }
 
-    /// Registers the sandbox under [`SANDBOX_CLOUD`]'s id and makes it the default service.
-    pub fn with_sandbox(mut self, sandbox: Arc<SandboxCloud>) -> Self {
-        self.by_service.insert(SANDBOX_CLOUD.id, sandbox.clone());
-        self.default_service.get_or_insert(SANDBOX_CLOUD.id);
-        self.sandbox = Some(sandbox);
-        // Without the catalogue, registration falls back to the partner's capacity and power.
-        self.catalogue = Arc::new(embedded_catalogue().unwrap_or_default());
+    /// Every cloud built from the process's configuration (`voltplan_clouds::registry::build`).
+    pub fn with_built(mut self, built: &BuiltClouds) -> Self {
+        for (service, cloud) in &built.clouds {
+            self.by_service.insert(*service, cloud.clone());
+        }
+        if let Some(default) = built.default_service {
+            self.default_service.get_or_insert(default);
+        }
         self
+    }
+
+    /// Only the simulator, as the default service (tests, benchmarks).
+    pub fn with_sandbox(self, sandbox: Arc<SandboxCloud>) -> Self {
+        self.with_built(&BuiltClouds::with_sandbox(sandbox))
     }
 
     pub fn with_cloud(mut self, service_id: Uuid, cloud: Arc<dyn VehicleCloud>) -> Self {
@@ -99,62 +99,5 @@ impl Clouds {
 
     pub(crate) fn cloud(&self, service: Uuid) -> Option<&Arc<dyn VehicleCloud>> {
         self.by_service.get(&service)
-    }
-
-    /// Registers a car the sandbox does not know (it keeps cars in memory only): the catalogue
-    /// model named by `device_model`, else the partner's capacity and power; the last known level;
-    /// plugged out.
-    pub(crate) fn register_in_sandbox(
-        &self,
-        vehicle: &voltplan_store::VehicleRecord,
-        home: Option<(f64, f64)>,
-    ) -> bool {
-        let Some(sandbox) = &self.sandbox else {
-            return false;
-        };
-        let settings = &vehicle.settings;
-        let state = &vehicle.state;
-        let model = &settings.device_model;
-        let spec = model
-            .manufacturer
-            .as_deref()
-            .zip(model.model.as_deref())
-            .and_then(|(make, name)| find_model(&self.catalogue, make, name))
-            .cloned()
-            .unwrap_or_else(|| {
-                let capacity = state
-                    .reported_battery_capacity_kwh
-                    .filter(|c| *c > 0.0)
-                    .unwrap_or(if settings.battery_capacity_kwh > 0.0 {
-                        settings.battery_capacity_kwh
-                    } else {
-                        60.0
-                    });
-                let power_kw = f64::from(settings.expected_max_charge_power.max(1380)) / 1000.0;
-                VehicleSpec::new(capacity, power_kw, capacity * 6.5)
-            });
-        let (lat, lon) = state
-            .latitude
-            .zip(state.longitude)
-            .or(home)
-            .unwrap_or((0.0, 0.0));
-        let initial = SandboxInitial {
-            battery_level: state
-                .battery_level
-                .map_or(50.0, |l| f64::from(l.clamp(0, 100))),
-            plugged_in: false,
-            lat,
-            lon,
-            charge_limit: state.charge_target_max.unwrap_or(100).clamp(1, 100),
-        };
-        match sandbox.add_vehicle(vehicle.id, spec, initial) {
-            Ok(_) => true,
-            // Another cycle registered it meanwhile: just as good.
-            Err(voltplan_clouds::SandboxError::AlreadyExists(_)) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot register the vehicle in the sandbox");
-                false
-            }
-        }
     }
 }

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use voltplan_clouds::{CloudError, CloudVehicleRef, VehicleReading};
+use voltplan_clouds::{CloudError, CloudVehicleRef, VehicleReading, VehicleRegistration, registry};
 use voltplan_core::Clock;
 use voltplan_core::planner::{Plan, PlanInput};
-use voltplan_core::vehicle::SANDBOX_CLOUD;
 use voltplan_store::Store;
 use voltplan_store::fleet::{ClaimedVehicle, CycleOutcome};
 
@@ -52,18 +51,24 @@ impl Cycler<'_> {
             return ReadOutcome::Deferred(retry_at);
         }
         match cloud.read_state(&reference).await {
-            Err(CloudError::UnknownVehicle) if service == SANDBOX_CLOUD.id => {
+            Err(CloudError::UnknownVehicle)
+                if registry::capabilities(service).registers_unknown_vehicles =>
+            {
                 if let Err(retry_at) = self.clouds.take_call(service, CallKind::Read, now) {
                     return ReadOutcome::Deferred(retry_at);
                 }
-                if self.clouds.register_in_sandbox(vehicle, claimed.home) {
-                    tracing::info!("registered the vehicle in the sandbox");
-                    match cloud.read_state(&reference).await {
-                        Ok(r) => ReadOutcome::Reading(r),
-                        Err(e) => ReadOutcome::Failed(e),
+                match cloud.register_unknown(&registration(claimed)) {
+                    Ok(()) => {
+                        tracing::info!("registered the vehicle with its cloud");
+                        match cloud.read_state(&reference).await {
+                            Ok(r) => ReadOutcome::Reading(r),
+                            Err(e) => ReadOutcome::Failed(e),
+                        }
                     }
-                } else {
-                    ReadOutcome::Failed(CloudError::UnknownVehicle)
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot register the vehicle with its cloud");
+                        ReadOutcome::Failed(CloudError::UnknownVehicle)
+                    }
                 }
             }
             Ok(r) => ReadOutcome::Reading(r),
@@ -297,6 +302,25 @@ pub(crate) struct CycleResult {
     pub(crate) commands_sent: usize,
     pub(crate) replanned: bool,
     pub(crate) deferred: bool,
+}
+
+/// What the record says about a car, for a cloud that registers cars it does not know.
+fn registration(claimed: &ClaimedVehicle) -> VehicleRegistration {
+    let vehicle = &claimed.vehicle;
+    let (settings, state) = (&vehicle.settings, &vehicle.state);
+    VehicleRegistration {
+        vehicle: cloud_ref(vehicle),
+        manufacturer: settings.device_model.manufacturer.clone(),
+        model: settings.device_model.model.clone(),
+        battery_capacity_kwh: state
+            .reported_battery_capacity_kwh
+            .filter(|c| *c > 0.0)
+            .or(Some(settings.battery_capacity_kwh).filter(|c| *c > 0.0)),
+        max_charge_power_w: settings.expected_max_charge_power,
+        battery_level_percent: state.battery_level.map(f64::from),
+        position: state.latitude.zip(state.longitude).or(claimed.home),
+        charge_limit_percent: state.charge_target_max,
+    }
 }
 
 fn cloud_ref(vehicle: &voltplan_store::VehicleRecord) -> CloudVehicleRef {
