@@ -53,6 +53,10 @@ pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// The clock of credentials: access-token issue, expiry and revocation, and the window of
+    /// failed token requests. The same as `clock` unless the server runs on simulated time (the
+    /// demo), where a token must last its lifetime in real time.
+    pub token_clock: Arc<dyn Clock>,
     pub config: ApiConfig,
     pub token_failures: FailureLimiter,
     pub tokens: TokenCache,
@@ -64,12 +68,26 @@ pub(crate) struct Inner {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
+        Self::with_token_clock(store, clock.clone(), clock, config)
+    }
+
+    /// Like [`AppState::new`], with a separate clock for credentials (`token_clock`): tokens are
+    /// issued, expire and are revoked on it, and failed token requests are counted on it, while
+    /// everything else (the data, the plans, the sandbox) keeps to `clock`. The demo runs `clock`
+    /// faster than real time and gives tokens the system clock, so a token lasts its lifetime.
+    pub fn with_token_clock(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        token_clock: Arc<dyn Clock>,
+        config: ApiConfig,
+    ) -> Self {
         let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
         let tokens = TokenCache::new(config.token_cache_ttl);
         Self(
             Arc::new(Inner {
                 store,
                 clock,
+                token_clock,
                 config,
                 token_failures,
                 tokens,
@@ -106,6 +124,11 @@ impl AppState {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.clock.now()
+    }
+
+    /// Now on the credentials' clock (see [`AppState::with_token_clock`]).
+    pub fn token_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.token_clock.now()
     }
 
     pub fn public_url(&self) -> &PublicUrl {
