@@ -10,8 +10,6 @@ use voltplan_core::PriceZone;
 use voltplan_core::vehicle::{EvSettings, EvState};
 use voltplan_store::fleet::{ReadingRecord, SessionRecord};
 
-/// A level counts as reached within half a point of the target (the worker's rule).
-const LEVEL_TOLERANCE: f64 = 0.5;
 
 /// One car as the API reports it now.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -45,7 +43,8 @@ impl CarNow {
 
     fn at_target(&self) -> bool {
         match (self.level_pct, self.target_pct) {
-            (Some(level), Some(target)) => level >= target - LEVEL_TOLERANCE,
+            // The whole percent the API shows, at or above the target.
+            (Some(level), Some(target)) => level >= target,
             _ => false,
         }
     }
@@ -121,7 +120,8 @@ pub fn status_line(
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NightSummary {
     pub sessions: usize,
-    /// Sessions whose plan had a target level, and those that reached it by unplug.
+    /// Sessions with a target level, and those that reached it by their deadline
+    /// (`target_reached_at` ≤ `charge_deadline`).
     pub with_target: usize,
     pub targets_met: usize,
     pub energy_kwh: f64,
@@ -144,12 +144,15 @@ impl NightSummary {
             }
             let data = &session.data;
             summary.sessions += 1;
-            if let Some(target) = data.target_soc_pct {
+            if data.target_soc_pct.is_some() {
                 summary.with_target += 1;
-                if data
-                    .final_soc_pct
-                    .is_some_and(|level| level >= target - LEVEL_TOLERANCE)
-                {
+                // The session rules' own test (docs/worker.md): reached by the deadline.
+                let met = match (data.target_reached_at, data.charge_deadline) {
+                    (Some(reached), Some(deadline)) => reached <= deadline,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if met {
                     summary.targets_met += 1;
                 }
             }
@@ -334,7 +337,8 @@ mod tests {
     fn the_fleet_counts_plugged_charging_and_at_target_cars_and_adds_their_power() {
         let fleet = FleetNow::of(&[
             car(true, true, 11.0, 40.0, 80.0),
-            car(true, true, 7.4, 79.5, 80.0), // within half a point: at target
+            car(true, true, 7.4, 80.0, 80.0), // the API shows 80: at target
+            car(true, true, 7.4, 79.0, 80.0), // 79 is not 80
             car(true, false, 0.0, 90.0, 90.0),
             car(true, false, 0.0, 50.0, 80.0),
             car(false, false, 0.0, 95.0, 80.0), // full but away: not counted
@@ -343,11 +347,11 @@ mod tests {
         assert_eq!(
             fleet,
             FleetNow {
-                cars: 6,
-                plugged_in: 4,
-                charging: 2,
+                cars: 7,
+                plugged_in: 5,
+                charging: 3,
                 at_target: 2,
-                power_kw: 18.4,
+                power_kw: 25.8,
             }
         );
     }
@@ -421,6 +425,9 @@ mod tests {
         SessionData {
             target_soc_pct: target,
             final_soc_pct: Some(last),
+            // Reached (by the deadline) when the last level is at the target, as the worker says.
+            target_reached_at: target.filter(|t| last >= *t).map(|_| utc(2025, 6, 4, 3, 0)),
+            charge_deadline: Some(utc(2025, 6, 4, 4, 0)),
             energy_charged_kwh: kwh,
             actual_cost_eur: cost,
             baseline_cost_eur: base,
@@ -439,7 +446,7 @@ mod tests {
             ),
             session(
                 Some(utc(2025, 6, 4, 5, 30)),
-                closed(Some(90.0), 89.6, 20.0, 2.0, 3.0, "completed"),
+                closed(Some(90.0), 90.2, 20.0, 2.0, 3.0, "completed"),
             ),
             session(
                 Some(utc(2025, 6, 4, 6, 0)),
