@@ -14,6 +14,7 @@
 use chrono::{DateTime, Duration, Utc};
 use voltplan_clouds::{CloudError, VehicleReading};
 use voltplan_core::planner::is_at_home;
+use voltplan_core::session::FULL_TOLERANCE_PCT;
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, ReadingRecord};
 
@@ -45,7 +46,8 @@ pub struct Observed {
 impl Observed {
     /// At (or within half a percent of) the car's limit.
     pub fn is_full(&self) -> bool {
-        self.level_pct.is_some_and(|l| l >= self.cap_pct - 0.5)
+        self.level_pct
+            .is_some_and(|l| l >= self.cap_pct - FULL_TOLERANCE_PCT)
     }
 }
 
@@ -90,7 +92,7 @@ pub fn apply_reading(
     }
     let cap_pct = f64::from(state.charge_target_max.unwrap_or(100));
     let level = reading.battery_level_percent;
-    state.is_fully_charged = Some(level >= cap_pct - 0.5);
+    state.is_fully_charged = Some(level >= cap_pct - FULL_TOLERANCE_PCT);
     state.charge_time_remaining =
         charge_minutes_remaining(state, settings, level, cap_pct, reading);
 

@@ -144,7 +144,11 @@ fn follow_settings(
     if evaluated_before && (deadline != data.charge_deadline || target != data.target_soc_pct) {
         session.facts.target_changed = true;
         // The level that met the old target may not meet the new one: judge it afresh.
-        if target.is_some_and(|t| data.final_soc_pct.is_none_or(|l| !target_reached(l, t))) {
+        let limit = car_limit.unwrap_or(100.0);
+        if target.is_some_and(|t| {
+            data.final_soc_pct
+                .is_none_or(|l| !target_reached(l, t, limit))
+        }) {
             data.target_reached_at = None;
         }
     }
@@ -164,7 +168,7 @@ fn note_level(session: &mut OpenSession, observed: &Observed) {
     if data.target_reached_at.is_none()
         && data
             .target_soc_pct
-            .is_some_and(|t| target_reached(level, t))
+            .is_some_and(|t| target_reached(level, t, observed.cap_pct))
     {
         data.target_reached_at = Some(observed.at);
     }

@@ -100,7 +100,7 @@ pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
         && !observed.is_full()
         && observed
             .level_pct
-            .is_some_and(|level| !target_reached(level, target))
+            .is_some_and(|level| !target_reached(level, target, observed.cap_pct))
 }
 
 /// The plan's wish at `now`, as a command and its lease-independent decision id.

@@ -10,7 +10,6 @@ use voltplan_core::PriceZone;
 use voltplan_core::vehicle::{EvSettings, EvState};
 use voltplan_store::fleet::{ReadingRecord, SessionRecord};
 
-
 /// One car as the API reports it now.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct CarNow {
