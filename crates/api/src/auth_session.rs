@@ -87,7 +87,7 @@ pub(crate) fn relink_refusal(state: &AppState, vehicle: &VehicleRecord) -> Optio
             relinkable_services()
         ));
     }
-    if state.sandbox().is_none() {
+    if cloud.and_then(|id| state.cloud(id)).is_none() {
         return Some(format!(
             "Electric vehicle {} is a sandbox vehicle, but this server runs without the sandbox \
              simulator, so it cannot re-authenticate it",

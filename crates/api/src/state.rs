@@ -3,7 +3,7 @@
 use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use voltplan_clouds::SandboxCloud;
+use voltplan_clouds::{BuiltClouds, SandboxCloud, VehicleCloud};
 use voltplan_core::Clock;
 use voltplan_store::Store;
 
@@ -37,12 +37,13 @@ impl Default for ApiConfig {
     }
 }
 
-/// The shared state, and the sandbox simulator when this server runs one. The sandbox sits
-/// beside `Inner` (not in it) so `with_sandbox` can be called on a state built by `new`.
+/// The shared state, and the vehicle clouds this server runs (the sandbox simulator, when it runs
+/// one). The clouds sit beside `Inner` (not in it) so `with_clouds` can be called on a state built
+/// by `new`.
 #[derive(Clone)]
 pub struct AppState(
     pub(crate) Arc<Inner>,
-    pub(crate) Option<Arc<SandboxCloud>>,
+    pub(crate) BuiltClouds,
     pub(crate) Option<StatusSource>,
 );
 
@@ -93,15 +94,26 @@ impl AppState {
                 tokens,
                 verified_secrets: Mutex::new(HashMap::new()),
             }),
-            None,
+            BuiltClouds::default(),
             None,
         )
     }
 
-    /// Serves the sandbox endpoints and connects sandbox EVs to `sandbox` at creation.
-    pub fn with_sandbox(mut self, sandbox: Arc<SandboxCloud>) -> Self {
-        self.1 = Some(sandbox);
+    /// The clouds this process runs (`voltplan_clouds::registry::build`): consent-page re-links
+    /// go to them, and a simulator among them serves the sandbox endpoints.
+    pub fn with_clouds(mut self, clouds: BuiltClouds) -> Self {
+        self.1 = clouds;
         self
+    }
+
+    /// Only the sandbox simulator (tests, the demo).
+    pub fn with_sandbox(self, sandbox: Arc<SandboxCloud>) -> Self {
+        self.with_clouds(BuiltClouds::with_sandbox(sandbox))
+    }
+
+    /// The cloud of a service id, if this server runs it.
+    pub fn cloud(&self, service_id: uuid::Uuid) -> Option<&Arc<dyn VehicleCloud>> {
+        self.1.cloud(service_id)
     }
 
     /// Publishes the price fetcher's state at `GET /api/partners/v2.0/prices/fetch-status`.
@@ -115,7 +127,7 @@ impl AppState {
     }
 
     pub fn sandbox(&self) -> Option<&SandboxCloud> {
-        self.1.as_deref()
+        self.1.sandbox.as_deref()
     }
 
     pub fn store(&self) -> &dyn Store {

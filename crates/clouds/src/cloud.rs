@@ -160,13 +160,13 @@ pub trait VehicleCloud: Send + Sync {
 
     /// Registers a car this cloud does not know from Voltplan's record. Only a cloud whose
     /// registry entry says `registers_unknown_vehicles` (a simulator) can.
-    fn register_unknown(&self, _vehicle: &VehicleRegistration) -> Result<(), CloudError> {
+    async fn register_unknown(&self, _vehicle: &VehicleRegistration) -> Result<(), CloudError> {
         Err(CloudError::Unsupported)
     }
 
     /// Restores a revoked link after the driver agreed on Voltplan's consent page. Only a cloud
     /// whose registry entry says `relinks_on_consent_page` can; others need their own OAuth.
-    fn restore_link(&self, _vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
+    async fn restore_link(&self, _vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
         Err(CloudError::Unsupported)
     }
 }

@@ -57,7 +57,7 @@ impl Cycler<'_> {
                 if let Err(retry_at) = self.clouds.take_call(service, CallKind::Read, now) {
                     return ReadOutcome::Deferred(retry_at);
                 }
-                match cloud.register_unknown(&registration(claimed)) {
+                match cloud.register_unknown(&registration(claimed)).await {
                     Ok(()) => {
                         tracing::info!("registered the vehicle with its cloud");
                         match cloud.read_state(&reference).await {

@@ -562,7 +562,7 @@ impl VehicleCloud for SandboxCloud {
     /// The sandbox keeps its cars in memory: after a restart the worker re-registers them from
     /// their records. The model comes from the catalogue (`device_model`), else from the
     /// capacity and power; the last known level and position; plugged out.
-    fn register_unknown(&self, vehicle: &VehicleRegistration) -> Result<(), CloudError> {
+    async fn register_unknown(&self, vehicle: &VehicleRegistration) -> Result<(), CloudError> {
         static CATALOGUE: std::sync::OnceLock<Vec<VehicleSpec>> = std::sync::OnceLock::new();
         let catalogue =
             CATALOGUE.get_or_init(|| catalogue::embedded_catalogue().unwrap_or_default());
@@ -597,7 +597,7 @@ impl VehicleCloud for SandboxCloud {
         }
     }
 
-    fn restore_link(&self, vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
+    async fn restore_link(&self, vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
         self.restore_authorization(vehicle.vehicle_id)
             .map(|_| ())
             .map_err(|e| match e {
