@@ -238,6 +238,10 @@ pub fn note_plan(rt: &mut VehicleRuntime, plan: Option<&Plan>) {
         return;
     };
     let data = &mut session.data;
+    // Once the session's deadline has passed, plans aim at the next day's: not this session's.
+    if data.charge_deadline.is_some_and(|d| d <= plan.planned_at) {
+        return;
+    }
     data.desired_charging_start_time = plan.intervals.first().map(|i| i.start);
     data.desired_charging_end_time = plan.intervals.last().map(|i| i.end);
     // The first plan with a target tells whether the target was reachable at plug-in.

@@ -316,6 +316,15 @@ async fn run_two_days(backend: &str, db: Db) {
             "{ctx}: final {last} vs {} at unplug",
             stay.level_out
         );
+        // The session's plans are the ones for its own deadline, not the next day's.
+        if stay.expect.outcome == "completed" {
+            let deadline = evening() + Duration::hours(stay.expect.deadline_h);
+            assert!(
+                d.desired_charging_end_time.is_none_or(|t| t <= deadline),
+                "{ctx}: desired end {:?} after the deadline",
+                d.desired_charging_end_time
+            );
+        }
         // Charging stops at or above the target as the car reports it.
         if stay.expect.outcome == "completed" {
             assert!(
