@@ -320,8 +320,8 @@ async fn run_two_days(backend: &str, db: Db) {
         if stay.expect.outcome == "completed" {
             let deadline = evening() + Duration::hours(stay.expect.deadline_h);
             assert!(
-                d.desired_charging_end_time.is_none_or(|t| t <= deadline),
-                "{ctx}: desired end {:?} after the deadline",
+                d.desired_charging_end_time.is_some_and(|t| t <= deadline),
+                "{ctx}: desired end {:?}, the deadline {deadline}",
                 d.desired_charging_end_time
             );
         }
