@@ -19,6 +19,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use voltplan_api::{ApiConfig, AppState};
 use voltplan_clouds::SANDBOX_CLOUD;
+use voltplan_clouds::registry::{self, CloudsConfig};
 use voltplan_clouds::{
     AcceleratedClock, SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec, embedded_catalogue,
 };
@@ -28,8 +29,10 @@ use voltplan_core::{Clock, PriceSlot, PriceZone, SystemClock};
 use voltplan_store::{OrgScope, Store, new_building, new_user, new_vehicle};
 use voltplan_worker::{Worker, WorkerConfig};
 
-use crate::DatabaseArgs;
-use crate::serve::{create_org_and_client, open_store, shutdown_signal};
+use crate::runtime::DatabaseArgs;
+use crate::runtime::{
+    Background, create_org_and_client, open_store, public_url_or_bind, shutdown_signal,
+};
 
 /// The demo's local time: its drivers live around Vienna and Munich (the same clocks).
 pub const TIME_ZONE: Tz = Vienna;
@@ -61,7 +64,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[command(flatten)]
-    pub clouds: crate::worker_cmd::CloudArgs,
+    pub clouds: crate::runtime::CloudArgs,
 }
 
 /// SMARD 2024 quarter-hour day-ahead prices (CC BY 4.0, © Bundesnetzagentur | SMARD.de).
@@ -144,13 +147,19 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     };
     let store = open_store(&db, 8).await?;
     let started = clock.now();
-    let sandbox = Arc::new(SandboxCloud::new(
-        clock.clone(),
-        SandboxConfig {
-            seed: args.seed,
-            ..SandboxConfig::default()
+    let clouds = registry::build(
+        &CloudsConfig {
+            sandbox: Some(SandboxConfig {
+                seed: args.seed,
+                ..SandboxConfig::default()
+            }),
         },
-    )?);
+        clock.clone(),
+    )?;
+    let sandbox = clouds
+        .sandbox
+        .clone()
+        .context("the demo's drivers need the sandbox")?;
 
     let label = load_prices(store.as_ref(), clock.now()).await?;
     let credentials =
@@ -174,7 +183,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     .await?;
 
     let config = ApiConfig {
-        public_url: crate::serve::public_url_or_bind(args.public_url.clone(), args.bind),
+        public_url: public_url_or_bind(args.public_url.clone(), args.bind),
         ..ApiConfig::default()
     };
     let base = format!("http://{}", args.bind);
@@ -225,33 +234,22 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     );
     println!();
 
-    let worker = Arc::new(Worker::new(
+    let worker = Worker::new(
         store.clone(),
-        args.clouds.clouds(sandbox.clone()),
+        args.clouds.clouds(&clouds),
         clock.clone(),
         demo_worker_config(args.speed),
-    ));
+    );
     // Tokens live on real time: simulated time would expire a 10-hour token in 10 minutes at 60x.
     let state =
         AppState::with_token_clock(store.clone(), clock.clone(), Arc::new(SystemClock), config)
-            .with_sandbox(sandbox.clone());
+            .with_clouds(clouds);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
 
+    let background = Background::start(worker, None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker_task = {
-        let worker = worker.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = worker
-                .run(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-                .map_err(|e| tracing::error!(error = %e, "the worker stopped"));
-        })
-    };
     let drivers_task = {
         let mut rx = stop_rx.clone();
         let (sandbox, clock) = (sandbox.clone(), clock.clone());
@@ -278,8 +276,8 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     );
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(worker_task, drivers_task, watch_task);
-    Ok(())
+    let _ = tokio::join!(drivers_task, watch_task);
+    background.stop().await
 }
 
 /// The worker's durations are simulated time: a lease must outlast a batch's real duration even

@@ -6,13 +6,11 @@ mod demo;
 mod logging;
 mod plan_cmd;
 mod prices_cmd;
+mod runtime;
 mod serve;
 mod worker_cmd;
 
 use clap::{Parser, Subcommand};
-
-/// Default database: a SQLite file in the working directory, created and migrated on start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
 
 #[derive(Parser)]
 #[command(
@@ -23,13 +21,6 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args, Clone, Debug)]
-pub struct DatabaseArgs {
-    /// `sqlite:PATH` (default `sqlite:voltplan.db`) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
 }
 
 #[derive(Subcommand)]
