@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use voltplan_core::vehicle::SANDBOX_CLOUD;
+use voltplan_clouds::registry;
 use voltplan_store::{AuthSessionRecord, VehicleRecord};
 
 use crate::auth::OrgAccess;
@@ -61,11 +61,21 @@ pub(crate) fn session_expiry(now: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
+/// The cloud services whose links are restored on Voltplan's consent page, for messages.
+fn relinkable_services() -> String {
+    registry::REGISTRY
+        .iter()
+        .filter(|e| e.capabilities.relinks_on_consent_page)
+        .map(|e| e.service.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why this server cannot re-link `vehicle`, if it cannot (shared with the consent page, where
 /// the server may have been restarted without the sandbox since the session was created).
 pub(crate) fn relink_refusal(state: &AppState, vehicle: &VehicleRecord) -> Option<String> {
     let cloud = vehicle.settings.device_model.cloud_service;
-    if cloud != Some(SANDBOX_CLOUD.id) {
+    if !cloud.is_some_and(|id| registry::capabilities(id).relinks_on_consent_page) {
         let which = cloud.map_or_else(
             || "names no cloud service".to_owned(),
             |id| format!("is connected through cloud service {id}"),
@@ -73,10 +83,11 @@ pub(crate) fn relink_refusal(state: &AppState, vehicle: &VehicleRecord) -> Optio
         return Some(format!(
             "Electric vehicle {} {which}, which does not support re-authentication through this \
              server; only sandbox vehicles (cloud_service {}) can be re-linked here",
-            vehicle.id, SANDBOX_CLOUD.id
+            vehicle.id,
+            relinkable_services()
         ));
     }
-    if state.sandbox().is_none() {
+    if cloud.and_then(|id| state.cloud(id)).is_none() {
         return Some(format!(
             "Electric vehicle {} is a sandbox vehicle, but this server runs without the sandbox \
              simulator, so it cannot re-authenticate it",

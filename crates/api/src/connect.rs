@@ -13,7 +13,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use voltplan_clouds::SandboxError;
+use voltplan_clouds::{CloudError, CloudVehicleRef};
 use voltplan_store::{AuthSessionOutcome, AuthSessionRecord, OrgScope, StoreError, VehicleRecord};
 
 use crate::auth_session::relink_refusal;
@@ -248,21 +248,34 @@ pub async fn decide(
     }
 }
 
-/// Gives the sandbox car its authorisation back and makes the worker read it in its next cycle.
-/// The session is already completed, so failures are logged, not shown: the worker's regular
-/// poll of a revoked car picks the change up later anyway.
+/// Gives the car its link back through its cloud (`VehicleCloud::restore_link`) and makes the
+/// worker read it in its next cycle. The session is already completed, so failures are logged, not
+/// shown: the worker's regular poll of a revoked car picks the change up later anyway.
 async fn restore_link(state: &AppState, org: OrgScope, vehicle: &VehicleRecord) {
-    if let Some(sandbox) = state.sandbox() {
-        match sandbox.restore_authorization(vehicle.id) {
-            Ok(_) => {}
+    let cloud = vehicle
+        .settings
+        .device_model
+        .cloud_service
+        .and_then(|id| state.cloud(id));
+    if let Some(cloud) = cloud {
+        let reference = CloudVehicleRef {
+            vehicle_id: vehicle.id,
+            external_id: vehicle
+                .settings
+                .external_device_id
+                .clone()
+                .filter(|id| !id.is_empty()),
+        };
+        match cloud.restore_link(&reference).await {
+            Ok(()) => {}
             // The sandbox keeps cars in memory only; the worker registers an unknown sandbox car,
             // authorised, when it next reads it.
-            Err(SandboxError::UnknownVehicle(_)) => tracing::warn!(
+            Err(CloudError::UnknownVehicle) => tracing::warn!(
                 vehicle_id = %vehicle.id,
-                "re-linked a car the sandbox does not simulate; the worker registers it"
+                "re-linked a car its cloud does not know; the worker registers it"
             ),
             Err(error) => {
-                tracing::error!(vehicle_id = %vehicle.id, %error, "restoring the sandbox authorisation failed")
+                tracing::error!(vehicle_id = %vehicle.id, %error, "restoring the link failed")
             }
         }
     }

@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::{
     SandboxCloud, SandboxError, SandboxInitial, SandboxSnapshot, VehicleSpec, embedded_catalogue,
     find_model,
 };
-use voltplan_core::vehicle::{EvSettings, SANDBOX_CLOUD, StatusLevel};
+use voltplan_core::vehicle::{EvSettings, StatusLevel};
 use voltplan_store::{StoreError, UserRecord, VehicleRecord};
 
 use crate::auth::OrgAccess;

@@ -3,7 +3,7 @@
 use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use voltplan_clouds::SandboxCloud;
+use voltplan_clouds::{BuiltClouds, SandboxCloud, VehicleCloud};
 use voltplan_core::Clock;
 use voltplan_store::Store;
 
@@ -37,12 +37,13 @@ impl Default for ApiConfig {
     }
 }
 
-/// The shared state, and the sandbox simulator when this server runs one. The sandbox sits
-/// beside `Inner` (not in it) so `with_sandbox` can be called on a state built by `new`.
+/// The shared state, and the vehicle clouds this server runs (the sandbox simulator, when it runs
+/// one). The clouds sit beside `Inner` (not in it) so `with_clouds` can be called on a state built
+/// by `new`.
 #[derive(Clone)]
 pub struct AppState(
     pub(crate) Arc<Inner>,
-    pub(crate) Option<Arc<SandboxCloud>>,
+    pub(crate) BuiltClouds,
     pub(crate) Option<StatusSource>,
 );
 
@@ -53,6 +54,10 @@ pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// The clock of credentials: access-token issue, expiry and revocation, and the window of
+    /// failed token requests. The same as `clock` unless the server runs on simulated time (the
+    /// demo), where a token must last its lifetime in real time.
+    pub token_clock: Arc<dyn Clock>,
     pub config: ApiConfig,
     pub token_failures: FailureLimiter,
     pub tokens: TokenCache,
@@ -64,26 +69,51 @@ pub(crate) struct Inner {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
+        Self::with_token_clock(store, clock.clone(), clock, config)
+    }
+
+    /// Like [`AppState::new`], with a separate clock for credentials (`token_clock`): tokens are
+    /// issued, expire and are revoked on it, and failed token requests are counted on it, while
+    /// everything else (the data, the plans, the sandbox) keeps to `clock`. The demo runs `clock`
+    /// faster than real time and gives tokens the system clock, so a token lasts its lifetime.
+    pub fn with_token_clock(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        token_clock: Arc<dyn Clock>,
+        config: ApiConfig,
+    ) -> Self {
         let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
         let tokens = TokenCache::new(config.token_cache_ttl);
         Self(
             Arc::new(Inner {
                 store,
                 clock,
+                token_clock,
                 config,
                 token_failures,
                 tokens,
                 verified_secrets: Mutex::new(HashMap::new()),
             }),
-            None,
+            BuiltClouds::default(),
             None,
         )
     }
 
-    /// Serves the sandbox endpoints and connects sandbox EVs to `sandbox` at creation.
-    pub fn with_sandbox(mut self, sandbox: Arc<SandboxCloud>) -> Self {
-        self.1 = Some(sandbox);
+    /// The clouds this process runs (`voltplan_clouds::registry::build`): consent-page re-links
+    /// go to them, and a simulator among them serves the sandbox endpoints.
+    pub fn with_clouds(mut self, clouds: BuiltClouds) -> Self {
+        self.1 = clouds;
         self
+    }
+
+    /// Only the sandbox simulator (tests, the demo).
+    pub fn with_sandbox(self, sandbox: Arc<SandboxCloud>) -> Self {
+        self.with_clouds(BuiltClouds::with_sandbox(sandbox))
+    }
+
+    /// The cloud of a service id, if this server runs it.
+    pub fn cloud(&self, service_id: uuid::Uuid) -> Option<&Arc<dyn VehicleCloud>> {
+        self.1.cloud(service_id)
     }
 
     /// Publishes the price fetcher's state at `GET /api/partners/v2.0/prices/fetch-status`.
@@ -97,7 +127,7 @@ impl AppState {
     }
 
     pub fn sandbox(&self) -> Option<&SandboxCloud> {
-        self.1.as_deref()
+        self.1.sandbox.as_deref()
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -106,6 +136,11 @@ impl AppState {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.clock.now()
+    }
+
+    /// Now on the credentials' clock (see [`AppState::with_token_clock`]).
+    pub fn token_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.token_clock.now()
     }
 
     pub fn public_url(&self) -> &PublicUrl {

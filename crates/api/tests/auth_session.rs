@@ -9,8 +9,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
+use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::SandboxCloud;
-use voltplan_core::vehicle::SANDBOX_CLOUD;
 use voltplan_store::{AuthSessionOutcome, OrgScope};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 

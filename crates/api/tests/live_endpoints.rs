@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voltplan_core::vehicle::{BoostState, EvSettings, EvState, SANDBOX_CLOUD};
+use voltplan_clouds::SANDBOX_CLOUD;
+use voltplan_core::vehicle::{BoostState, EvSettings, EvState};
 use voltplan_store::fleet::{CycleOutcome, ReadingRecord, SessionData, SessionRecord};
 use voltplan_store::{OrgScope, new_vehicle};
 

@@ -111,6 +111,7 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/restore-authorization",
     ),
+    ("get", "/api/partners/v2.0/org/{org_id}/electric-vehicles"),
     ("get", "/api/partners/v2.0/prices/fetch-status"),
     ("get", "/healthz"),
     ("get", "/metrics"),

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use voltplan_core::{Clock, SystemClock};
 use voltplan_store::{OrgScope, StoreError};
 
-use crate::DatabaseArgs;
-use crate::serve::{create_client, open_store};
+use crate::runtime::DatabaseArgs;
+use crate::runtime::{create_client, open_store};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {

@@ -2,25 +2,47 @@
 //! a sandbox fleet of real EV models whose simulated drivers come home in the evening, plug in and
 //! leave in the morning — with real day-ahead prices (SMARD 2024) mapped onto today's dates and
 //! time running faster than real time.
+//!
+//! While it runs it prints a status line every simulated hour and a summary of each night every
+//! simulated morning (`watch.rs`, arithmetic in `report.rs`), both read from the store the API
+//! serves. Logs go to stderr, stamped with simulated time.
+
+mod report;
+mod watch;
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Europe::Vienna;
+use chrono_tz::Tz;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 use voltplan_api::{ApiConfig, AppState};
+use voltplan_clouds::SANDBOX_CLOUD;
+use voltplan_clouds::registry::{self, CloudsConfig};
 use voltplan_clouds::{
     AcceleratedClock, SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec, embedded_catalogue,
 };
 use voltplan_core::account::Role;
-use voltplan_core::vehicle::{DeviceModel, SANDBOX_CLOUD};
-use voltplan_core::{Clock, PriceSlot, PriceZone};
+use voltplan_core::vehicle::DeviceModel;
+use voltplan_core::{Clock, PriceSlot, PriceZone, SystemClock};
 use voltplan_store::{OrgScope, Store, new_building, new_user, new_vehicle};
 use voltplan_worker::{Worker, WorkerConfig};
 
-use crate::DatabaseArgs;
-use crate::serve::{create_org_and_client, open_store, print_credentials, shutdown_signal};
+use crate::runtime::DatabaseArgs;
+use crate::runtime::{
+    Background, create_org_and_client, open_store, public_url_or_bind, shutdown_signal,
+};
+
+/// The demo's local time: its drivers live around Vienna and Munich (the same clocks).
+pub const TIME_ZONE: Tz = Vienna;
+
+/// The demo's log filter unless `VOLTPLAN_LOG` says otherwise: warnings, the demo's own messages
+/// and the worker's few (boosts taken up and ended), but not its per-command lines (`command
+/// accepted`, info in `voltplan_worker::steer`). The API's and the worker's info spans stay on, so
+/// a warning names its request or vehicle. `VOLTPLAN_LOG=info,sqlx=warn` shows everything.
+pub const LOG_FILTER: &str =
+    "warn,voltplan::demo=info,voltplan_api=info,voltplan_worker=info,voltplan_worker::steer=warn";
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -35,14 +57,14 @@ pub struct DemoArgs {
     /// Number of sandbox electric vehicles (one or two per driver).
     #[arg(long, default_value_t = 50)]
     pub vehicles: usize,
-    /// How much faster than real time the simulation runs (60 = a night in about ten minutes).
+    /// How much faster than real time the simulation runs (60 = a simulated hour per real minute).
     #[arg(long, default_value_t = 60.0)]
     pub speed: f64,
     /// Seed of the sandbox's random failures and of the drivers' habits.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[command(flatten)]
-    pub clouds: crate::worker_cmd::CloudArgs,
+    pub clouds: crate::runtime::CloudArgs,
 }
 
 /// SMARD 2024 quarter-hour day-ahead prices (CC BY 4.0, © Bundesnetzagentur | SMARD.de).
@@ -74,7 +96,14 @@ struct Habit {
     /// Last local date on which the driver came home / left.
     arrived_on: Option<NaiveDate>,
     left_on: Option<NaiveDate>,
+    /// After unplugging, the driver drives off this many km at this instant.
+    drive_off: Option<(DateTime<Utc>, f64)>,
 }
+
+/// How long an unplugged car stays at home before it is driven away: longer than the worker's
+/// poll interval, so the reading that closes the session sees the level the car left with, not
+/// the level after the drive.
+const DRIVE_OFF_AFTER: Duration = Duration::minutes(15);
 
 /// A tiny deterministic generator for habits (the sandbox has its own seeded dice).
 struct Dice(u64);
@@ -92,11 +121,20 @@ impl Dice {
     }
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// The demo's simulated clock, starting now at `--speed`.
+pub fn simulated_clock(args: &DemoArgs) -> anyhow::Result<Arc<dyn Clock>> {
     anyhow::ensure!(
         args.speed > 0.0 && args.speed <= 10_000.0,
         "--speed must be in (0, 10000]"
     );
+    Ok(Arc::new(AcceleratedClock::starting_now(
+        Utc::now(),
+        args.speed,
+    )))
+}
+
+/// Runs the demo on `clock` (from [`simulated_clock`]) until Ctrl-C.
+pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", args.database_file);
         if std::path::Path::new(&path).exists() {
@@ -108,21 +146,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite:{}", args.database_file),
     };
     let store = open_store(&db, 8).await?;
-    let clock: Arc<dyn Clock> = Arc::new(AcceleratedClock::starting_now(Utc::now(), args.speed));
-    let sandbox = Arc::new(SandboxCloud::new(
-        clock.clone(),
-        SandboxConfig {
-            seed: args.seed,
-            ..SandboxConfig::default()
+    let started = clock.now();
+    let clouds = registry::build(
+        &CloudsConfig {
+            sandbox: Some(SandboxConfig {
+                seed: args.seed,
+                ..SandboxConfig::default()
+            }),
         },
-    )?);
+        clock.clone(),
+    )?;
+    let sandbox = clouds
+        .sandbox
+        .clone()
+        .context("the demo's drivers need the sandbox")?;
 
     let label = load_prices(store.as_ref(), clock.now()).await?;
     let credentials =
         create_org_and_client(store.as_ref(), "Voltplan demo utility", "demo client").await?;
     let org = OrgScope::new(credentials.org_id);
     let mut dice = Dice(args.seed.max(1));
-    let (first_user, first_vehicle, mut habits) = seed_fleet(
+    let Fleet {
+        vehicles,
+        mut habits,
+        first_user,
+        your_car,
+        your_car_is,
+    } = seed_fleet(
         store.as_ref(),
         &sandbox,
         org,
@@ -132,66 +182,74 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    let config = ApiConfig {
+        public_url: public_url_or_bind(args.public_url.clone(), args.bind),
+        ..ApiConfig::default()
+    };
     let base = format!("http://{}", args.bind);
+    let org_id = credentials.org_id;
+    let bearer = "-H \"Authorization: Bearer $TOKEN\"";
+    let ev_list =
+        format!("{base}/api/partners/v2.0/org/{org_id}/users/{first_user}/electric-vehicles");
     println!(
-        "Voltplan demo: {} sandbox EVs of real models, time running {}x",
-        args.vehicles, args.speed
+        "Voltplan demo: {} sandbox EVs of real models; simulated time runs {}x real time, from {}.",
+        args.vehicles,
+        args.speed,
+        report::local_minute(started, TIME_ZONE)
+    );
+    println!(
+        "Simulated drivers come home 17:00–20:00, plug in, and leave 06:30–08:30 (Vienna time)."
     );
     println!("Prices: {label}");
     println!();
-    print_credentials(&credentials, &base);
+    println!("Organisation id : {org_id}");
+    println!("Client id       : {}", credentials.client_id);
+    println!(
+        "Client secret   : {}   (shown once; stored hashed)",
+        credentials.client_secret
+    );
     println!();
-    println!("List the first driver's electric vehicles, and one car's plan:");
+    println!(
+        "Get a token (it lasts {} hours of real time), list the first driver's cars:",
+        config.token_lifetime.num_hours()
+    );
     println!(
         "  TOKEN=$(curl -s -X POST {base}/oauth2/token/ -u '{}:{}' -H 'Content-Type: application/json' -d '{{\"grant_type\": \"client_credentials\"}}' | sed -E 's/.*\"access_token\": *\"([^\"]+)\".*/\\1/')",
         credentials.client_id, credentials.client_secret
     );
-    let ev_list = format!(
-        "{base}/api/partners/v2.0/org/{}/users/{first_user}/electric-vehicles",
-        credentials.org_id
-    );
-    println!("  curl -s {ev_list} -H \"Authorization: Bearer $TOKEN\"");
-    println!("  curl -s {ev_list}/{first_vehicle}/plan -H \"Authorization: Bearer $TOKEN\"");
+    println!("  curl -s {ev_list} {bearer}");
     println!(
-        "  curl -s -X POST {}/api/partners/v2.0/org/{}/sandbox/electric-vehicles/{first_vehicle}/plug-in -H \"Authorization: Bearer $TOKEN\"",
-        base, credentials.org_id
+        "Your car, a {your_car_is}, is at home and unplugged; no simulated driver touches it. Plug it in, then read its plan:"
     );
+    println!(
+        "  curl -s -X POST {base}/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{your_car}/plug-in {bearer}"
+    );
+    println!("  curl -s {ev_list}/{your_car}/plan {bearer}");
     println!();
     println!(
         "API docs: {base}/api/partners/v2.0/docs    Health: {base}/healthz    Metrics: {base}/metrics"
     );
     println!(
-        "Simulated drivers come home 17:00–20:00, plug in, and leave 06:30–08:30 (Vienna time). Stop with Ctrl-C."
+        "Below: the fleet every simulated hour, each night's sessions at 09:00. Logs (stderr) carry simulated time; VOLTPLAN_LOG=info,sqlx=warn shows every command. Stop with Ctrl-C."
     );
+    println!();
 
-    let worker = Arc::new(Worker::new(
+    let worker = Worker::new(
         store.clone(),
-        args.clouds.clouds(sandbox.clone()),
+        args.clouds.clouds(&clouds),
         clock.clone(),
         demo_worker_config(args.speed),
-    ));
-    let config = ApiConfig {
-        public_url: crate::serve::public_url_or_bind(args.public_url.clone(), args.bind),
-        ..ApiConfig::default()
-    };
-    let state = AppState::new(store, clock.clone(), config).with_sandbox(sandbox.clone());
+    );
+    // Tokens live on real time: simulated time would expire a 10-hour token in 10 minutes at 60x.
+    let state =
+        AppState::with_token_clock(store.clone(), clock.clone(), Arc::new(SystemClock), config)
+            .with_clouds(clouds);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
 
+    let background = Background::start(worker, None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker_task = {
-        let worker = worker.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = worker
-                .run(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-                .map_err(|e| tracing::error!(error = %e, "the worker stopped"));
-        })
-    };
     let drivers_task = {
         let mut rx = stop_rx.clone();
         let (sandbox, clock) = (sandbox.clone(), clock.clone());
@@ -205,10 +263,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let watch_task = tokio::spawn(
+        watch::Watch {
+            store,
+            clock: clock.clone(),
+            speed: args.speed,
+            org,
+            vehicles,
+            started,
+        }
+        .run(stop_rx.clone()),
+    );
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(worker_task, drivers_task);
-    Ok(())
+    let _ = tokio::join!(drivers_task, watch_task);
+    background.stop().await
 }
 
 /// The worker's durations are simulated time: a lease must outlast a batch's real duration even
@@ -222,7 +291,7 @@ fn demo_worker_config(speed: f64) -> WorkerConfig {
 /// Loads two months of real 2024 prices for AT and DE_LU, shifted by whole weeks so that they
 /// cover the week before today to seven weeks after it with the same weekdays. Returns a label.
 async fn load_prices(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<String> {
-    let today = now.with_timezone(&Vienna).date_naive();
+    let today = now.with_timezone(&TIME_ZONE).date_naive();
     // The same calendar week in 2024, at least a week from the file's ends.
     let mut source_start = NaiveDate::from_ymd_opt(2024, today.month(), today.day().min(28))
         .context("a 2024 date")?
@@ -280,7 +349,22 @@ fn midnight(date: NaiveDate) -> anyhow::Result<DateTime<Utc>> {
         .context("local midnight")
 }
 
+/// The seeded fleet.
+struct Fleet {
+    /// Every vehicle, yours first.
+    vehicles: Vec<Uuid>,
+    /// The simulated drivers' habits (every car but yours).
+    habits: Vec<Habit>,
+    /// The first driver, who owns your car.
+    first_user: Uuid,
+    /// A car no simulated driver moves: at home, unplugged, for the printed plug-in curl.
+    your_car: Uuid,
+    /// `Tesla Model 3 at 43 %, 80 % by 06:00`.
+    your_car_is: String,
+}
+
 /// Creates drivers with a home and one or two sandbox vehicles each, registered in the sandbox.
+/// The first car is yours: it starts at home, unplugged, and only you move it.
 async fn seed_fleet(
     store: &dyn Store,
     sandbox: &SandboxCloud,
@@ -288,17 +372,19 @@ async fn seed_fleet(
     vehicles: usize,
     now: DateTime<Utc>,
     dice: &mut Dice,
-) -> anyhow::Result<(Uuid, Uuid, Vec<Habit>)> {
+) -> anyhow::Result<Fleet> {
     let models: Vec<VehicleSpec> = embedded_catalogue().context("reading the EV catalogue")?;
     anyhow::ensure!(
         !models.is_empty() && vehicles > 0,
         "the demo needs at least one vehicle and model"
     );
-    let local_now = now.with_timezone(&Vienna).time();
+    let local = now.with_timezone(&TIME_ZONE);
+    let (today, local_now) = (local.date_naive(), local.time());
     let mut habits = Vec::new();
-    let mut first = None;
+    let mut ids = Vec::new();
+    let mut yours = None;
     let mut i = 0;
-    while habits.len() < vehicles {
+    while ids.len() < vehicles {
         let (first_name, last_name) = (FIRST_NAMES[i % 10], LAST_NAMES[(i / 10 + i) % 10]);
         let (town, zip, country, lat, lon, zone) = TOWNS[i % TOWNS.len()];
         let email = format!(
@@ -332,7 +418,7 @@ async fn seed_fleet(
         home.longitude = Some(home_lon);
         let home = store.create_building(org, &home).await?;
 
-        let cars = if i % 4 == 0 { 2 } else { 1 }.min(vehicles - habits.len());
+        let cars = if i % 4 == 0 { 2 } else { 1 }.min(vehicles - ids.len());
         for v in 0..cars {
             let spec = models[(i * 7 + v * 3) % models.len()].clone();
             let mut ev = new_vehicle(org, user.id, now);
@@ -355,34 +441,59 @@ async fn seed_fleet(
             ev.state.is_authenticated = Some(true);
             let arrive = time_of_day(dice.between(17.0, 20.0));
             let leave = time_of_day(dice.between(6.5, 8.5));
-            // Drivers whose evening has begun (or whose morning has not) start at home, plugged in.
-            let at_home = local_now >= arrive || local_now < leave;
+            // Drivers whose evening has begun (or whose morning has not) start at home, plugged in;
+            // what they did today already counts as done, so they leave a car you plug in alone.
+            let evening = local_now >= arrive;
+            let at_home = evening || local_now < leave;
+            let is_yours = ids.is_empty();
+            let battery_level = dice.between(25.0, 70.0).round();
             let ev = store.create_vehicle(org, &ev).await?;
+            let described = format!(
+                "{} {} at {battery_level} %, {} % by {}",
+                spec.manufacturer,
+                spec.model,
+                ev.settings.minimum_charge_limit.unwrap_or(100),
+                ev.settings
+                    .charge_deadline_at
+                    .map_or_else(|| "–".to_owned(), |t| t.format("%H:%M").to_string())
+            );
             sandbox.add_vehicle(
                 ev.id,
                 spec,
                 SandboxInitial {
-                    battery_level: dice.between(25.0, 70.0).round(),
-                    plugged_in: at_home,
+                    battery_level,
+                    plugged_in: at_home && !is_yours,
                     lat: home_lat,
                     lon: home_lon,
                     charge_limit: 100,
                 },
             )?;
-            first.get_or_insert((user.id, ev.id));
+            ids.push(ev.id);
+            let daily_km = dice.between(15.0, 90.0);
+            if is_yours {
+                yours = Some((user.id, ev.id, described));
+                continue;
+            }
             habits.push(Habit {
                 vehicle: ev.id,
                 arrive,
                 leave,
-                daily_km: dice.between(15.0, 90.0),
-                arrived_on: None,
-                left_on: None,
+                daily_km,
+                arrived_on: evening.then_some(today),
+                left_on: (!at_home).then_some(today),
+                drive_off: None,
             });
         }
         i += 1;
     }
-    let (first_user, first_vehicle) = first.context("no vehicle was created")?;
-    Ok((first_user, first_vehicle, habits))
+    let (first_user, your_car, your_car_is) = yours.context("no vehicle was created")?;
+    Ok(Fleet {
+        vehicles: ids,
+        habits,
+        first_user,
+        your_car,
+        your_car_is,
+    })
 }
 
 fn time_of_day(hours: f64) -> NaiveTime {
@@ -390,25 +501,32 @@ fn time_of_day(hours: f64) -> NaiveTime {
     NaiveTime::from_hms_opt((minutes / 60) % 24, minutes % 60, 0).unwrap_or(NaiveTime::MIN)
 }
 
-/// Moves the simulated drivers: leave in the morning (unplug, drive), come home in the evening
-/// (drive home, plug in). Errors of single cars are logged and skipped.
+/// Moves the simulated drivers: leave in the morning (unplug, and drive off a little later), come
+/// home in the evening (drive home, plug in). Errors of single cars are logged and skipped.
 fn drive_habits(sandbox: &SandboxCloud, now: DateTime<Utc>, habits: &mut [Habit], dice: &mut Dice) {
-    let local = now.with_timezone(&Vienna);
+    let local = now.with_timezone(&TIME_ZONE);
     let (date, time) = (local.date_naive(), local.time());
     for habit in habits.iter_mut() {
         let Ok(car) = sandbox.snapshot(habit.vehicle) else {
             continue;
         };
-        let result = if time >= habit.leave
+        let result = if let Some((at, km)) = habit.drive_off
+            && now >= at
+        {
+            habit.drive_off = None;
+            if car.plugged_in {
+                continue; // plugged in again meanwhile (through the API): stays at home
+            }
+            sandbox.drive(habit.vehicle, km)
+        } else if time >= habit.leave
             && time < habit.arrive
             && habit.left_on != Some(date)
             && car.plugged_in
         {
             habit.left_on = Some(date);
             let km = habit.daily_km * dice.between(0.6, 1.4);
-            sandbox
-                .unplug(habit.vehicle)
-                .and_then(|_| sandbox.drive(habit.vehicle, km))
+            habit.drive_off = Some((now + DRIVE_OFF_AFTER, km));
+            sandbox.unplug(habit.vehicle)
         } else if time >= habit.arrive && habit.arrived_on != Some(date) && !car.plugged_in {
             habit.arrived_on = Some(date);
             sandbox

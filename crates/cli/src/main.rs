@@ -3,15 +3,14 @@
 mod admin;
 mod backtest;
 mod demo;
+mod logging;
 mod plan_cmd;
 mod prices_cmd;
+mod runtime;
 mod serve;
 mod worker_cmd;
 
 use clap::{Parser, Subcommand};
-
-/// Default database: a SQLite file in the working directory, created and migrated on start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
 
 #[derive(Parser)]
 #[command(
@@ -22,13 +21,6 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args, Clone, Debug)]
-pub struct DatabaseArgs {
-    /// `sqlite:PATH` (default `sqlite:voltplan.db`) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
 }
 
 #[derive(Subcommand)]
@@ -51,36 +43,38 @@ enum Command {
     Backtest(backtest::BacktestArgs),
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VOLTPLAN_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Pure computations: no runtime, nothing but the result on stdout.
+    // Pure computations: no runtime, nothing but the result on stdout. The demo sets up its logs
+    // on its own clock.
     let command = match cli.command {
         Command::Plan => return plan_cmd::run(),
         Command::Backtest(args) => return backtest::run(args),
+        Command::Demo(args) => {
+            // Simulated time from the first instant; the demo's logs are stamped with it.
+            let clock = demo::simulated_clock(&args)?;
+            logging::init(logging::LogSetup {
+                default_filter: demo::LOG_FILTER,
+                clock: Some((clock.clone(), demo::TIME_ZONE)),
+            });
+            return runtime()?.block_on(demo::run(args, clock));
+        }
         other => other,
     };
-    init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    logging::init(logging::LogSetup::default());
+    runtime()?.block_on(async move {
         match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => worker_cmd::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
-            Command::Demo(args) => demo::run(args).await,
             Command::Prices(cmd) => prices_cmd::run(cmd).await,
-            Command::Plan | Command::Backtest(_) => Ok(()),
+            Command::Plan | Command::Backtest(_) | Command::Demo(_) => Ok(()),
         }
     })
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }

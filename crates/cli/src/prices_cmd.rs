@@ -11,8 +11,8 @@ use voltplan_core::{Clock, PriceZone, SystemClock};
 use voltplan_prices::{Format, ImportReport, import_file};
 use voltplan_store::{Store, UpsertSummary};
 
-use crate::DatabaseArgs;
-use crate::serve::open_store;
+use crate::runtime::DatabaseArgs;
+use crate::runtime::open_store;
 
 /// Points per store call. Each call is its own transaction, so the progress bar moves during a
 /// long file; re-running an interrupted import is safe because the upsert is idempotent.

@@ -53,6 +53,23 @@ pub struct VehicleReading {
     pub reported_at: DateTime<Utc>,
 }
 
+/// What Voltplan knows about a car, for a cloud that registers cars it does not know
+/// ([`VehicleCloud::register_unknown`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleRegistration {
+    pub vehicle: CloudVehicleRef,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    /// The cloud's last reported capacity, else the partner's; `None` if neither is known.
+    pub battery_capacity_kwh: Option<f64>,
+    pub max_charge_power_w: i32,
+    /// The last known level.
+    pub battery_level_percent: Option<f64>,
+    /// The car's last known position, else its home's.
+    pub position: Option<(f64, f64)>,
+    pub charge_limit_percent: Option<i32>,
+}
+
 /// What a command asked the car to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -140,4 +157,16 @@ pub trait VehicleCloud: Send + Sync {
         percent: i32,
         idempotency_key: &str,
     ) -> Result<CommandReceipt, CloudError>;
+
+    /// Registers a car this cloud does not know from Voltplan's record. Only a cloud whose
+    /// registry entry says `registers_unknown_vehicles` (a simulator) can.
+    async fn register_unknown(&self, _vehicle: &VehicleRegistration) -> Result<(), CloudError> {
+        Err(CloudError::Unsupported)
+    }
+
+    /// Restores a revoked link after the driver agreed on Voltplan's consent page. Only a cloud
+    /// whose registry entry says `relinks_on_consent_page` can; others need their own OAuth.
+    async fn restore_link(&self, _vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
+        Err(CloudError::Unsupported)
+    }
 }

@@ -3,11 +3,16 @@
 
 pub mod accelerated_clock;
 pub mod cloud;
+pub mod registry;
 pub mod sandbox;
 
 pub use accelerated_clock::AcceleratedClock;
 pub use cloud::{
     CloudCommand, CloudError, CloudVehicleRef, CommandReceipt, VehicleCloud, VehicleReading,
+    VehicleRegistration,
+};
+pub use registry::{
+    BuiltClouds, Capabilities, CloudEntry, CloudService, CloudsConfig, REGISTRY, SANDBOX_CLOUD,
 };
 pub use sandbox::catalogue::{embedded_catalogue, find_model, parse_catalogue};
 pub use sandbox::failures::{FailureProfile, FailureScope, RateLimit};

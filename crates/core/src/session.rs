@@ -126,10 +126,17 @@ pub fn judge(facts: &SessionFacts) -> (SessionOutcome, Option<MissReason>) {
     (SessionOutcome::TargetMissed, Some(reason))
 }
 
-/// A level as the car reports it counts as reaching the target when it is at or above it: a car
-/// asked for 80 % must show 80 %, not 79.8 % (which its app shows as 79 %).
-pub fn target_reached(level_pct: f64, target_pct: f64) -> bool {
+/// A car counts as full within this many points of its own charge limit: cars stop charging a
+/// little short of it (`is_fully_charged`).
+pub const FULL_TOLERANCE_PCT: f64 = 0.5;
+
+/// Whether a level, as the car reports it, reaches the target: at or above it (a car asked for
+/// 80 % must show 80 %, not 79.8 %, which its app shows as 79 %), or full at its own limit
+/// (`car_limit_pct`, 100 when unknown) when the target is that limit or more: a car asked for
+/// 100 % that stopped at 99.6 % because it is full has done all it can.
+pub fn target_reached(level_pct: f64, target_pct: f64, car_limit_pct: f64) -> bool {
     level_pct >= target_pct
+        || (target_pct >= car_limit_pct && level_pct >= car_limit_pct - FULL_TOLERANCE_PCT)
 }
 
 /// The deadline and target in force for a session that began at `plug_in`: the first deadline
@@ -241,9 +248,14 @@ mod tests {
 
     #[test]
     fn reaching_means_at_or_above_the_target_as_reported() {
-        assert!(!target_reached(79.8, 80.0));
-        assert!(target_reached(80.0, 80.0));
-        assert!(target_reached(80.4, 80.0));
+        assert!(!target_reached(79.8, 80.0, 100.0));
+        assert!(target_reached(80.0, 80.0, 100.0));
+        assert!(target_reached(80.4, 80.0, 100.0));
+        // Full: at its own limit, within half a point.
+        assert!(target_reached(99.6, 100.0, 100.0));
+        assert!(target_reached(89.7, 90.0, 90.0));
+        assert!(!target_reached(99.4, 100.0, 100.0));
+        assert!(!target_reached(89.7, 90.0, 100.0));
     }
 
     #[test]

@@ -27,31 +27,6 @@ pub enum BoostState {
     Ongoing,
 }
 
-/// A vehicle-cloud integration a device can be connected through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloudService {
-    pub id: Uuid,
-    pub key: &'static str,
-    pub name: &'static str,
-    pub instructions: &'static str,
-    pub signup_link: &'static str,
-}
-
-/// The built-in simulator: every Voltplan installation has it.
-pub const SANDBOX_CLOUD: CloudService = CloudService {
-    id: Uuid::from_u128(0x0195_0000_0000_7000_8000_5a4e_d60c_0001),
-    key: "sandbox",
-    name: "Voltplan sandbox",
-    instructions: "Simulated vehicle: drive it with the sandbox endpoints (plug-in, unplug, drive, set-level).",
-    signup_link: "",
-};
-
-pub const CLOUD_SERVICES: [CloudService; 1] = [SANDBOX_CLOUD];
-
-pub fn cloud_service(id: Uuid) -> Option<&'static CloudService> {
-    CLOUD_SERVICES.iter().find(|c| c.id == id)
-}
-
 /// What the partner said the vehicle is.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DeviceModel {

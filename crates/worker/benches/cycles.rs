@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveTime, TimeZone, Utc};
+use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
 use voltplan_core::account::Role;
-use voltplan_core::vehicle::SANDBOX_CLOUD;
 use voltplan_core::{ManualClock, PriceZone};
 use voltplan_store::{
     ConnectOptions, OrgScope, Store, connect, new_building, new_user, new_vehicle,

@@ -37,7 +37,7 @@ pub fn apply(
 ) -> BoostEffects {
     let mut effects = BoostEffects::default();
     state.boost_feature_enabled = true;
-    if crate::boost_active(state) {
+    if crate::boost::boost_active(state) {
         if !observed.plugged_in {
             end(state, END_UNPLUGGED, now);
         } else if observed.is_full() {
@@ -48,17 +48,17 @@ pub fn apply(
     }
     if settings.boost_requested_at.is_some() {
         effects.clear_boost_request = settings.boost_requested_at;
-        if !crate::boost_active(state) && observed.plugged_in && !observed.is_full() {
+        if !crate::boost::boost_active(state) && observed.plugged_in && !observed.is_full() {
             start(state, now);
         }
     }
     if plugged_in_now && settings.boost_for_next_session {
         effects.clear_boost_for_next_session = true;
-        if !crate::boost_active(state) && !observed.is_full() {
+        if !crate::boost::boost_active(state) && !observed.is_full() {
             start(state, now);
         }
     }
-    if !crate::boost_active(state) {
+    if !crate::boost::boost_active(state) {
         // Podero: `unavailable` while full, already charging, or not connected.
         state.boost_state = if observed.plugged_in && !observed.is_full() && !observed.charging {
             BoostState::Available
@@ -80,4 +80,12 @@ fn end(state: &mut EvState, reason: &str, now: DateTime<Utc>) {
     state.last_boost_ended_at = Some(now);
     state.last_boost_end_reason = Some(reason.to_owned());
     tracing::info!(reason, "boost ended");
+}
+
+/// Whether a boost holds the car at full power (used by steering and scheduling).
+pub(crate) fn boost_active(state: &EvState) -> bool {
+    matches!(
+        state.boost_state,
+        BoostState::Requested | BoostState::Ongoing
+    )
 }

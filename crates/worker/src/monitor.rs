@@ -14,11 +14,13 @@
 use chrono::{DateTime, Duration, Utc};
 use voltplan_clouds::{CloudError, VehicleReading};
 use voltplan_core::planner::is_at_home;
+use voltplan_core::session::FULL_TOLERANCE_PCT;
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, ReadingRecord};
 
+use crate::config::WorkerConfig;
+use crate::price_book::PriceBook;
 use crate::runtime::VehicleRuntime;
-use crate::{PriceBook, WorkerConfig, status_for_failures};
 
 /// `lifecycle_state` of a healthy, linked vehicle.
 pub const LIFECYCLE_AUTHENTICATED: &str = "authenticated";
@@ -44,7 +46,8 @@ pub struct Observed {
 impl Observed {
     /// At (or within half a percent of) the car's limit.
     pub fn is_full(&self) -> bool {
-        self.level_pct.is_some_and(|l| l >= self.cap_pct - 0.5)
+        self.level_pct
+            .is_some_and(|l| l >= self.cap_pct - FULL_TOLERANCE_PCT)
     }
 }
 
@@ -89,7 +92,7 @@ pub fn apply_reading(
     }
     let cap_pct = f64::from(state.charge_target_max.unwrap_or(100));
     let level = reading.battery_level_percent;
-    state.is_fully_charged = Some(level >= cap_pct - 0.5);
+    state.is_fully_charged = Some(level >= cap_pct - FULL_TOLERANCE_PCT);
     state.charge_time_remaining =
         charge_minutes_remaining(state, settings, level, cap_pct, reading);
 
@@ -288,4 +291,13 @@ pub fn reading_to_report(
     rt.last_reported_flags = Some(flags);
     rt.last_reported_at = Some(observed.at);
     Some(record)
+}
+
+/// A status from a consecutive-failure count.
+pub(crate) fn status_for_failures(failures: u32, for_error: u32) -> StatusLevel {
+    match failures {
+        0 => StatusLevel::Ok,
+        n if n < for_error => StatusLevel::Warning,
+        _ => StatusLevel::Error,
+    }
 }

@@ -132,7 +132,10 @@ pub fn recompute(
     data.target_reached_at = target.and_then(|t| {
         plugged
             .iter()
-            .find(|r| r.battery_level.is_some_and(|l| target_reached(l, t)))
+            .find(|r| {
+                r.battery_level
+                    .is_some_and(|l| target_reached(l, t, car_limit.unwrap_or(100.0)))
+            })
             .map(|r| r.at)
     });
     let cloud_unreachable = plugged

@@ -2,15 +2,11 @@
 //! cycles. Partners never see it; a worker taking over a lease continues from it.
 
 use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use voltplan_core::vehicle::{EvSettings, EvState};
 use voltplan_store::fleet::SessionData;
-
-use crate::monitor::Observed;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -113,37 +109,4 @@ pub struct PendingCommand {
 pub struct Consumption {
     pub hours: VecDeque<(DateTime<Utc>, f64)>,
     pub days: VecDeque<(NaiveDate, f64)>,
-}
-
-/// A fingerprint of what the plan depends on besides the battery level (drift is checked
-/// separately): settings, session, place, boost, fallback and price coverage. A change re-plans.
-pub fn plan_inputs_hash(
-    settings: &EvSettings,
-    state: &EvState,
-    rt: &VehicleRuntime,
-    observed: &Observed,
-    price_coverage_end: Option<DateTime<Utc>>,
-) -> u64 {
-    let mut h = DefaultHasher::new();
-    // Settings have floats; their JSON text is a stable, hashable form.
-    serde_json::to_string(settings)
-        .unwrap_or_default()
-        .hash(&mut h);
-    rt.session.as_ref().map(|s| s.id).hash(&mut h);
-    observed.plugged_in.hash(&mut h);
-    observed.at_home.hash(&mut h);
-    crate::boost_active(state).hash(&mut h);
-    state.charge_target_max.hash(&mut h);
-    state
-        .reported_battery_capacity_kwh
-        .map(f64::to_bits)
-        .hash(&mut h);
-    rt.fallback.hash(&mut h);
-    price_coverage_end.hash(&mut h);
-    // A pause ending changes nothing in the settings but everything in the plan.
-    settings
-        .pause_power_until
-        .is_some_and(|p| p > observed.at)
-        .hash(&mut h);
-    h.finish()
 }

@@ -16,7 +16,7 @@ use voltplan_clouds::CloudError;
 use voltplan_core::planner::Plan;
 use voltplan_core::vehicle::{EvSettings, EvState};
 
-use crate::WorkerConfig;
+use crate::config::WorkerConfig;
 use crate::monitor::Observed;
 use crate::runtime::VehicleRuntime;
 
@@ -64,7 +64,7 @@ pub fn next_cycle_at(
             next = next.min(switch);
         }
         let topping_up = plan.is_some_and(|p| crate::steer::tops_up(p, observed, now));
-        if crate::boost_active(state) || topping_up {
+        if crate::boost::boost_active(state) || topping_up {
             next = next.min(now + cfg.active_interval);
         }
         if let Some(pending) = &rt.pending {

@@ -24,8 +24,8 @@ use voltplan_core::session::{
 use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
 use voltplan_store::fleet::{ClaimedVehicle, SessionData, SessionRecord};
 
-use crate::PriceBook;
 use crate::monitor::Observed;
+use crate::price_book::PriceBook;
 use crate::runtime::{OpenSession, SessionFlags, VehicleRuntime};
 
 /// An open session is written at least this often while it lasts.
@@ -144,7 +144,11 @@ fn follow_settings(
     if evaluated_before && (deadline != data.charge_deadline || target != data.target_soc_pct) {
         session.facts.target_changed = true;
         // The level that met the old target may not meet the new one: judge it afresh.
-        if target.is_some_and(|t| data.final_soc_pct.is_none_or(|l| !target_reached(l, t))) {
+        let limit = car_limit.unwrap_or(100.0);
+        if target.is_some_and(|t| {
+            data.final_soc_pct
+                .is_none_or(|l| !target_reached(l, t, limit))
+        }) {
             data.target_reached_at = None;
         }
     }
@@ -164,7 +168,7 @@ fn note_level(session: &mut OpenSession, observed: &Observed) {
     if data.target_reached_at.is_none()
         && data
             .target_soc_pct
-            .is_some_and(|t| target_reached(level, t))
+            .is_some_and(|t| target_reached(level, t, observed.cap_pct))
     {
         data.target_reached_at = Some(observed.at);
     }
@@ -234,6 +238,10 @@ pub fn note_plan(rt: &mut VehicleRuntime, plan: Option<&Plan>) {
         return;
     };
     let data = &mut session.data;
+    // Once the session's deadline has passed, plans aim at the next day's: not this session's.
+    if data.charge_deadline.is_some_and(|d| d <= plan.planned_at) {
+        return;
+    }
     data.desired_charging_start_time = plan.intervals.first().map(|i| i.start);
     data.desired_charging_end_time = plan.intervals.last().map(|i| i.end);
     // The first plan with a target tells whether the target was reachable at plug-in.
@@ -263,7 +271,7 @@ pub fn update(
     let session = rt.session.as_mut()?;
     refresh(session, book);
     let flags = &mut session.facts;
-    flags.boosted |= crate::boost_active(state);
+    flags.boosted |= crate::boost::boost_active(state);
     flags.paused |= claimed
         .vehicle
         .settings

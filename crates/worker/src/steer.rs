@@ -41,15 +41,16 @@ use voltplan_store::fleet::{CommandOutcome, CommandRecord, Lease};
 use voltplan_store::{FleetStore, Store, StoreError};
 
 use crate::budget::CallKind;
+use crate::config::WorkerConfig;
+use crate::monitor::status_for_failures;
 use crate::monitor::{Observed, mark_revoked};
 use crate::runtime::{CommandKind, PendingCommand, VehicleRuntime};
-use crate::{WorkerConfig, status_for_failures};
 
 pub struct SteerContext<'a> {
     pub store: &'a dyn Store,
     pub cloud: Option<&'a dyn VehicleCloud>,
     /// For the call budget of `service`.
-    pub clouds: &'a crate::Clouds,
+    pub clouds: &'a crate::clouds::Clouds,
     pub service: Option<uuid::Uuid>,
     pub reference: CloudVehicleRef,
     pub lease: &'a Lease,
@@ -99,7 +100,7 @@ pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
         && !observed.is_full()
         && observed
             .level_pct
-            .is_some_and(|level| !target_reached(level, target))
+            .is_some_and(|level| !target_reached(level, target, observed.cap_pct))
 }
 
 /// The plan's wish at `now`, as a command and its lease-independent decision id.
@@ -416,7 +417,7 @@ fn current_mode(
         PlanMode::AwayFromHome => "away_from_home",
         PlanMode::SmartOptimizationOff => "optimization_off",
         _ if settings.is_pause_power_active(now) => "paused",
-        _ if crate::boost_active(state) => "boost",
+        _ if crate::boost::boost_active(state) => "boost",
         _ => match plan
             .intervals
             .iter()

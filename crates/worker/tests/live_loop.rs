@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
+use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::{
     CloudError, CloudVehicleRef, CommandReceipt, FailureProfile, FailureScope, SandboxCloud,
     VehicleCloud, VehicleReading,
 };
-use voltplan_core::vehicle::{BoostState, SANDBOX_CLOUD, StatusLevel};
+use voltplan_core::vehicle::{BoostState, StatusLevel};
 use voltplan_core::{Clock, ManualClock};
 use voltplan_worker::Clouds;
 

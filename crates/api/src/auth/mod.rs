@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Principal {
             }
         };
         match found {
-            Some(t) if t.expires_at > state.now() => Ok(Principal {
+            Some(t) if t.expires_at > state.token_now() => Ok(Principal {
                 org_id: t.org_id,
                 client_id: t.client_id,
             }),

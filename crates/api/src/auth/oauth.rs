@@ -187,7 +187,7 @@ async fn authenticate_client(
     id: &str,
     presented: &str,
 ) -> Result<uuid::Uuid, OAuthError> {
-    let now = state.now();
+    let now = state.token_now();
     if let Some(wait) = state.0.token_failures.blocked_for(ip, now) {
         return Err(OAuthError {
             code: OAuthErrorCode::TooManyRequests,
@@ -318,7 +318,7 @@ async fn issue_token(
     })?;
     let org_id = authenticate_client(state, ip, &client_id, &client_secret).await?;
     let (token, token_hash) = secret::generate_access_token();
-    let now = state.now();
+    let now = state.token_now();
     let lifetime = state.0.config.token_lifetime;
     state
         .store()
@@ -391,7 +391,7 @@ pub async fn revoke(
         state.0.tokens.remove(&hash);
         state
             .store()
-            .revoke_access_token(&hash, &client_id, state.now())
+            .revoke_access_token(&hash, &client_id, state.token_now())
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "revoking a token failed");

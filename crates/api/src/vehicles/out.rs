@@ -5,8 +5,9 @@ use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+use voltplan_clouds::registry;
 use voltplan_core::PriceZone;
-use voltplan_core::vehicle::{BoostState, StatusLevel, cloud_service};
+use voltplan_core::vehicle::{BoostState, StatusLevel};
 use voltplan_store::{UserRecord, VehicleRecord};
 
 use crate::body::decimal_string;
@@ -226,7 +227,11 @@ pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> 
     let boost_state = crate::boost::effective_boost_state(&v.settings, &v.state);
     let s = v.settings;
     let st = v.state;
-    let cloud = s.device_model.cloud_service.and_then(cloud_service);
+    let cloud = s
+        .device_model
+        .cloud_service
+        .and_then(registry::entry)
+        .map(|e| &e.service);
     let capacity = st
         .reported_battery_capacity_kwh
         .unwrap_or(s.battery_capacity_kwh);

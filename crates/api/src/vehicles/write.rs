@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
+use voltplan_clouds::registry;
 use voltplan_core::PriceZone;
 use voltplan_core::validation::FieldError;
-use voltplan_core::vehicle::cloud_service;
 use voltplan_store::VehicleRecord;
 
 use crate::body::{Fields, JsonObject, Patch, write_body};
@@ -176,7 +176,7 @@ fn parse_device_model_fields(inner: &mut Fields) -> DeviceModelPatch {
         (primary, _) => primary,
     };
     if let Patch::Set(id) = cloud
-        && cloud_service(id).is_none()
+        && registry::entry(id).is_none()
     {
         inner.error("cloud_service", "value_error", "Unknown cloud service");
     }

@@ -11,6 +11,7 @@ pub mod physics;
 
 use crate::cloud::{
     CloudCommand, CloudError, CloudVehicleRef, CommandReceipt, VehicleCloud, VehicleReading,
+    VehicleRegistration,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -556,6 +557,53 @@ impl VehicleCloud for SandboxCloud {
             CloudCommand::SetChargeLimit { percent },
             idempotency_key,
         )
+    }
+
+    /// The sandbox keeps its cars in memory: after a restart the worker re-registers them from
+    /// their records. The model comes from the catalogue (`device_model`), else from the
+    /// capacity and power; the last known level and position; plugged out.
+    async fn register_unknown(&self, vehicle: &VehicleRegistration) -> Result<(), CloudError> {
+        static CATALOGUE: std::sync::OnceLock<Vec<VehicleSpec>> = std::sync::OnceLock::new();
+        let catalogue =
+            CATALOGUE.get_or_init(|| catalogue::embedded_catalogue().unwrap_or_default());
+        let spec = vehicle
+            .manufacturer
+            .as_deref()
+            .zip(vehicle.model.as_deref())
+            .and_then(|(make, name)| catalogue::find_model(catalogue, make, name))
+            .cloned()
+            .unwrap_or_else(|| {
+                let capacity = vehicle
+                    .battery_capacity_kwh
+                    .filter(|c| *c > 0.0)
+                    .unwrap_or(60.0);
+                let power_kw = f64::from(vehicle.max_charge_power_w.max(1380)) / 1000.0;
+                VehicleSpec::new(capacity, power_kw, capacity * 6.5)
+            });
+        let (lat, lon) = vehicle.position.unwrap_or((0.0, 0.0));
+        let initial = SandboxInitial {
+            battery_level: vehicle
+                .battery_level_percent
+                .map_or(50.0, |l| l.clamp(0.0, 100.0)),
+            plugged_in: false,
+            lat,
+            lon,
+            charge_limit: vehicle.charge_limit_percent.unwrap_or(100).clamp(1, 100),
+        };
+        match self.add_vehicle(vehicle.vehicle.vehicle_id, spec, initial) {
+            // Registered meanwhile by another cycle: just as good.
+            Ok(_) | Err(SandboxError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(CloudError::Transient(e.to_string())),
+        }
+    }
+
+    async fn restore_link(&self, vehicle: &CloudVehicleRef) -> Result<(), CloudError> {
+        self.restore_authorization(vehicle.vehicle_id)
+            .map(|_| ())
+            .map_err(|e| match e {
+                SandboxError::UnknownVehicle(_) => CloudError::UnknownVehicle,
+                other => CloudError::Transient(other.to_string()),
+            })
     }
 }
 

@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use uuid::Uuid;
+use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
 use voltplan_core::account::Role;
 use voltplan_core::planner::Plan;
-use voltplan_core::vehicle::{EvState, SANDBOX_CLOUD};
+use voltplan_core::vehicle::EvState;
 use voltplan_core::{Clock, ManualClock, PriceSlot, PriceZone};
 use voltplan_store::{
     ConnectOptions, OrgScope, Store, VehicleRecord, connect, new_building, new_user, new_vehicle,

@@ -1,0 +1,270 @@
+//! What `serve`, `worker` and `demo` share: the database, the first organisation, the clouds
+//! (built from the registry), the worker with its price fetcher running in the background, and
+//! shutdown. Subcommand files import from here, never from each other.
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use voltplan_api::PublicUrl;
+use voltplan_clouds::SandboxConfig;
+use voltplan_clouds::registry::{self, BuiltClouds, CloudsConfig};
+use voltplan_core::{Clock, SystemClock};
+use voltplan_store::{ConnectOptions, NewApiClient, OrgScope, Store};
+use voltplan_worker::budget::CallBudget;
+use voltplan_worker::price_fetch::PriceFetcher;
+use voltplan_worker::{Clouds, Worker};
+
+/// Default database: a SQLite file in the working directory, created and migrated on start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:voltplan.db";
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// `sqlite:PATH` (default `sqlite:voltplan.db`) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// The configured public URL, else `http://<bind>`, with a warning when that cannot be browsed.
+pub fn public_url_or_bind(public_url: Option<PublicUrl>, bind: SocketAddr) -> PublicUrl {
+    public_url.unwrap_or_else(|| {
+        if bind.ip().is_unspecified() {
+            tracing::warn!(%bind, "listening on all interfaces without --public-url: links handed to drivers (auth_session) name an address browsers cannot open; set --public-url");
+        }
+        PublicUrl::from_bind(bind)
+    })
+}
+
+/// Credentials created for a fresh installation.
+pub struct Bootstrap {
+    pub org_id: uuid::Uuid,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Creates an organisation and an API client, returning the secret (shown once, stored hashed).
+pub async fn create_org_and_client(
+    store: &dyn Store,
+    org_name: &str,
+    client_name: &str,
+) -> anyhow::Result<Bootstrap> {
+    let now = SystemClock.now();
+    let org = store.create_organisation(org_name, now).await?;
+    let (client_id, client_secret) =
+        create_client(store, OrgScope::new(org.id), client_name).await?;
+    Ok(Bootstrap {
+        org_id: org.id,
+        client_id,
+        client_secret,
+    })
+}
+
+pub async fn create_client(
+    store: &dyn Store,
+    org: OrgScope,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let client_id = voltplan_api::generate_client_id();
+    let client_secret = voltplan_api::generate_client_secret();
+    let secret_hash = voltplan_api::hash_secret(&client_secret)?;
+    store
+        .create_api_client(
+            org,
+            &NewApiClient {
+                client_id: client_id.clone(),
+                name: name.to_owned(),
+                secret_hash,
+                created_at: SystemClock.now(),
+            },
+        )
+        .await?;
+    Ok((client_id, client_secret))
+}
+
+pub fn print_credentials(b: &Bootstrap, base_url: &str) {
+    println!("Organisation id : {}", b.org_id);
+    println!("Client id       : {}", b.client_id);
+    println!(
+        "Client secret   : {}   (shown once; stored hashed)",
+        b.client_secret
+    );
+    println!();
+    println!("Get a token:");
+    println!(
+        "  curl -s -X POST {base_url}/oauth2/token/ -u '{}:{}' -H 'Content-Type: application/json' -d '{{\"grant_type\": \"client_credentials\"}}'",
+        b.client_id, b.client_secret
+    );
+}
+
+pub async fn open_store(db: &DatabaseArgs, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    let mut options = ConnectOptions::new(&db.database_url);
+    options.max_connections = connections;
+    voltplan_store::connect(&options)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&db.database_url)))
+}
+
+/// Hides a password in a database URL before it is printed.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+/// How the worker may use the vehicle clouds.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CloudArgs {
+    /// Calls (reads and commands) one worker makes to one vehicle cloud per minute at most, on
+    /// average (bursts of 10 seconds' worth); cycles beyond it are deferred. 0 = no limit.
+    #[arg(long, env = "VOLTPLAN_CLOUD_CALLS_PER_MINUTE", default_value_t = 600.0)]
+    pub cloud_calls_per_minute: f64,
+}
+
+impl CloudArgs {
+    /// The clouds a worker steers through, each within the call budget.
+    pub fn clouds(&self, built: &BuiltClouds) -> Clouds {
+        let mut clouds = Clouds::new().with_built(built);
+        if self.cloud_calls_per_minute > 0.0 {
+            for (service, _) in &built.clouds {
+                clouds = clouds.with_budget(
+                    *service,
+                    CallBudget::per_minute(self.cloud_calls_per_minute),
+                );
+            }
+        }
+        clouds
+    }
+}
+
+/// `hostname-pid`: unique per process on a host, readable in the database.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The ENTSO-E day-ahead fetcher, when `ENTSOE_TOKEN` is set (it runs beside every worker; ENTSO-E
+/// answers repeated requests for a published day the same, and the store upsert is idempotent).
+pub fn price_fetcher(
+    store: &Arc<dyn voltplan_store::Store>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Option<voltplan_worker::price_fetch::PriceFetcher>> {
+    use voltplan_worker::price_fetch::{PriceFetchConfig, PriceFetcher, entsoe_client_from_env};
+    match entsoe_client_from_env()? {
+        Some(client) => {
+            tracing::info!("fetching day-ahead prices from ENTSO-E for the zones in use");
+            Ok(Some(PriceFetcher::new(
+                store.clone(),
+                client,
+                clock.clone(),
+                PriceFetchConfig::default(),
+            )))
+        }
+        None => {
+            tracing::info!(
+                "ENTSOE_TOKEN is not set: day-ahead prices come only from uploads and imports"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The clouds this process runs: every cloud of the registry this binary can start on its own
+/// (today the sandbox simulator), on `clock`.
+pub fn build_clouds(clock: Arc<dyn Clock>) -> anyhow::Result<BuiltClouds> {
+    let config = CloudsConfig {
+        sandbox: Some(SandboxConfig::default()),
+    };
+    registry::build(&config, clock).context("starting the vehicle clouds")
+}
+
+/// The worker and the price fetcher, running until [`Background::stop`].
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<Result<(), voltplan_worker::WorkerError>>,
+    fetcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts `worker` and, when there is one, `fetcher` on the runtime.
+    pub fn start(worker: Worker, fetcher: Option<Arc<PriceFetcher>>) -> Background {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut worker_stop = stopped.clone();
+        let worker = tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = worker_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        let fetcher = fetcher.map(|fetcher| {
+            let mut fetch_stop = stopped;
+            tokio::spawn(async move {
+                fetcher
+                    .run(async move {
+                        let _ = fetch_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            })
+        });
+        Background {
+            stop,
+            worker,
+            fetcher,
+        }
+    }
+
+    /// Stops both and waits for them (the worker releases its leases).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.worker.await??;
+        if let Some(task) = self.fetcher {
+            task.await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite:voltplan.db"), "sqlite:voltplan.db");
+    }
+}

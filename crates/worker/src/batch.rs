@@ -1,0 +1,180 @@
+//! The worker's outer loop: claim a batch of due vehicles, cycle them `concurrency` at a time,
+//! write the batch's results in one fenced transaction.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tracing::Instrument;
+use voltplan_core::Clock;
+use voltplan_store::Store;
+
+use crate::cycle::{CycleResult, Cycler};
+use crate::error::WorkerError;
+
+use crate::clouds::Clouds;
+use crate::config::WorkerConfig;
+use crate::price_book;
+
+/// What one [`Worker::run_once`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CycleStats {
+    /// Vehicles claimed.
+    pub claimed: usize,
+    /// Cycles whose result was written.
+    pub completed: usize,
+    /// Cycles whose lease had been taken over before they finished (nothing written).
+    pub lost_leases: usize,
+    /// Cycles that failed on the store (retried when the lease expires).
+    pub failed: usize,
+    /// Commands sent to clouds.
+    pub commands_sent: usize,
+    /// Cycles that re-planned (the others kept their plan).
+    pub replanned: usize,
+    /// Cycles that did not read the car because its cloud's call budget was spent (rescheduled).
+    pub deferred: usize,
+    /// Wall time spent claiming (with the price books), cycling, and writing the batch's results.
+    pub claim_time: std::time::Duration,
+    pub cycle_time: std::time::Duration,
+    pub finish_time: std::time::Duration,
+}
+
+/// One worker process's view of the fleet.
+pub struct Worker {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clouds: Clouds,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: WorkerConfig,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .field("clouds", &self.clouds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clouds: Clouds,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            store,
+            clouds,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Claims one batch of due vehicles and cycles it, `concurrency` at a time.
+    pub async fn run_once(&self) -> Result<CycleStats, WorkerError> {
+        let now = self.clock.now();
+        let began = std::time::Instant::now();
+        let claimed = self
+            .store
+            .claim_vehicles(
+                &self.config.worker_id,
+                now,
+                self.config.lease_for,
+                self.config.batch_size,
+            )
+            .await?;
+        let mut stats = CycleStats {
+            claimed: claimed.len(),
+            ..CycleStats::default()
+        };
+        if claimed.is_empty() {
+            return Ok(stats);
+        }
+        let books = price_book::load_price_books(self.store.as_ref(), &claimed, now).await?;
+        stats.claim_time = began.elapsed();
+        let began = std::time::Instant::now();
+        let cycler = Cycler {
+            store: self.store.as_ref(),
+            clouds: &self.clouds,
+            clock: self.clock.as_ref(),
+            config: &self.config,
+        };
+        let results: Vec<Result<CycleResult, WorkerError>> = futures::stream::iter(claimed)
+            .map(|vehicle| {
+                let book = books
+                    .get(&(vehicle.vehicle.price_zone, vehicle.vehicle.org_id))
+                    .cloned();
+                let span = tracing::info_span!(
+                    "vehicle_cycle",
+                    vehicle_id = %vehicle.vehicle.id,
+                    epoch = vehicle.lease.epoch,
+                    worker = %self.config.worker_id
+                );
+                async move { cycler.cycle(vehicle, book).await }.instrument(span)
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        stats.cycle_time = began.elapsed();
+        let began = std::time::Instant::now();
+        let mut finishes = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(r) => {
+                    stats.commands_sent += r.commands_sent;
+                    stats.replanned += usize::from(r.replanned);
+                    stats.deferred += usize::from(r.deferred);
+                    finishes.push(r.finish);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "vehicle cycle failed; retried when its lease expires");
+                    stats.failed += 1;
+                }
+            }
+        }
+        // One commit for the whole batch: on PostgreSQL a commit per vehicle dominated the cycle.
+        let written = self.store.finish_cycles(&finishes).await?;
+        stats.finish_time = began.elapsed();
+        for ((lease, _), written) in finishes.iter().zip(written) {
+            if written {
+                stats.completed += 1;
+            } else {
+                tracing::warn!(vehicle_id = %lease.vehicle_id, "lease lost before the cycle finished; nothing written");
+                stats.lost_leases += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Runs batches until `shutdown` resolves, then releases this worker's leases so other
+    /// workers need not wait for them to expire.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        tokio::pin!(shutdown);
+        loop {
+            let idle = tokio::select! {
+                () = &mut shutdown => break,
+                result = self.run_once() => match result {
+                    Ok(stats) => stats.claimed == 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming vehicles failed");
+                        true
+                    }
+                },
+            };
+            if idle {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(self.config.idle_wait) => {}
+                }
+            }
+        }
+        let released = self.store.release_leases(&self.config.worker_id).await?;
+        tracing::info!(released, "worker stopped");
+        Ok(())
+    }
+}
