@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use voltplan_core::PriceZone;
 use voltplan_core::validation::FieldError;
 
+/// A 422 at `loc` for an unknown price zone, listing the known ones.
 pub(super) fn zone_error(loc: &[&str], given: &str) -> FieldError {
     let names: Vec<&str> = PriceZone::ALL.iter().map(|z| z.as_str()).collect();
     FieldError::at(
@@ -21,6 +22,7 @@ pub(super) fn zone_error(loc: &[&str], given: &str) -> FieldError {
     )
 }
 
+/// Whether `instant` starts a slot of length `step` on the UTC grid.
 pub(super) fn on_grid(instant: DateTime<Utc>, step: Duration) -> bool {
     instant.timestamp_subsec_nanos() == 0
         && instant.timestamp().rem_euclid(step.num_seconds().max(1)) == 0
