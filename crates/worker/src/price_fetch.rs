@@ -22,10 +22,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use voltplan_core::price::find_gaps;
+use voltplan_core::time::local_to_utc;
 use voltplan_core::zone::PriceSource;
 use voltplan_core::{Clock, PriceSlot, PriceZone};
 use voltplan_prices::{ENTSOE_API_URL, EntsoeClient, EntsoeDocument, FetchError, RetryAfter};
@@ -187,18 +188,9 @@ pub fn zones_to_fetch(in_use: &[PriceZone]) -> Vec<(PriceZone, &'static str)> {
     zones.into_iter().collect()
 }
 
-/// The UTC instant of local `time` on `date` in `tz`; in a DST gap, the first instant after it.
+/// The first instant the wall clock of `tz` shows `time` on `date` (a gap: when the clocks jump).
 fn local_instant(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
-    let naive = date.and_time(time);
-    let mut probe = naive;
-    for _ in 0..4 {
-        if let Some(instant) = tz.from_local_datetime(&probe).earliest() {
-            return instant.with_timezone(&Utc);
-        }
-        probe += Duration::minutes(30);
-    }
-    // No European zone has a gap longer than an hour; treat the wall time as UTC as a last resort.
-    naive.and_utc()
+    local_to_utc(date.and_time(time), &tz)
 }
 
 /// `[start, end)` in UTC of the delivery day `date` in `tz`.
@@ -561,6 +553,7 @@ impl PriceFetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn zones_map_at_hourly_to_at_and_skip_zones_without_a_series() {
