@@ -11,7 +11,7 @@ mod report;
 mod watch;
 
 use anyhow::Context;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Europe::Vienna;
 use chrono_tz::Tz;
 use std::net::SocketAddr;
@@ -309,7 +309,7 @@ async fn load_prices(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<St
     let weeks = (target_start - source_start).num_days().div_euclid(7);
     let shift = Duration::weeks(weeks);
     let source_end = source_start + Duration::days(63);
-    let (from, to) = (midnight(source_start)?, midnight(source_end)?);
+    let (from, to) = (midnight(source_start), midnight(source_end));
     for (zone, column) in [(PriceZone::At, "AT"), (PriceZone::DeLu, "DE_LU")] {
         let report = voltplan_prices::import::import_bytes(
             SMARD_2024,
@@ -341,12 +341,8 @@ async fn load_prices(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<St
     ))
 }
 
-fn midnight(date: NaiveDate) -> anyhow::Result<DateTime<Utc>> {
-    Vienna
-        .from_local_datetime(&date.and_time(NaiveTime::MIN))
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .context("local midnight")
+fn midnight(date: NaiveDate) -> DateTime<Utc> {
+    voltplan_core::time::local_to_utc(date.and_time(NaiveTime::MIN), &Vienna)
 }
 
 /// The seeded fleet.
