@@ -258,14 +258,8 @@ async fn restore_link(state: &AppState, org: OrgScope, vehicle: &VehicleRecord) 
         .cloud_service
         .and_then(|id| state.cloud(id));
     if let Some(cloud) = cloud {
-        let reference = CloudVehicleRef {
-            vehicle_id: vehicle.id,
-            external_id: vehicle
-                .settings
-                .external_device_id
-                .clone()
-                .filter(|id| !id.is_empty()),
-        };
+        let reference =
+            CloudVehicleRef::of_device(vehicle.id, vehicle.settings.external_device_id.as_deref());
         match cloud.restore_link(&reference).await {
             Ok(()) => {}
             // The sandbox keeps cars in memory only; the worker registers an unknown sandbox car,

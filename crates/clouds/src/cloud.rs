@@ -24,6 +24,16 @@ impl CloudVehicleRef {
             external_id: None,
         }
     }
+
+    /// From a device record: its id and `external_device_id` (empty means none).
+    pub fn of_device(vehicle_id: Uuid, external_device_id: Option<&str>) -> Self {
+        Self {
+            vehicle_id,
+            external_id: external_device_id
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// One observation of a vehicle, as a cloud reports it. Maps onto `EvState`: `battery_level`

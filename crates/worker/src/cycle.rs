@@ -324,12 +324,5 @@ fn registration(claimed: &ClaimedVehicle) -> VehicleRegistration {
 }
 
 fn cloud_ref(vehicle: &voltplan_store::VehicleRecord) -> CloudVehicleRef {
-    CloudVehicleRef {
-        vehicle_id: vehicle.id,
-        external_id: vehicle
-            .settings
-            .external_device_id
-            .clone()
-            .filter(|id| !id.is_empty()),
-    }
+    CloudVehicleRef::of_device(vehicle.id, vehicle.settings.external_device_id.as_deref())
 }
