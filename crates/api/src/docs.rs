@@ -46,7 +46,7 @@ impl Modify for Security {
     }
 }
 
-const REDOC_JS: &str = include_str!("../assets/redoc.standalone.js");
+const REDOC_JS: &str = include_str!("../assets/vendor/redoc.standalone.js");
 
 pub async fn docs_page() -> Html<&'static str> {
     Html(
