@@ -1,5 +1,5 @@
 //! Voltplan's persistence. One [`Store`] trait with a SQLite and a PostgreSQL implementation that
-//! share their SQL (see `sql.rs`) and pass the same test suite.
+//! share their SQL (`shared/`, compiled once per backend) and pass the same test suite.
 //!
 //! Tenancy: every method on an organisation's data takes an [`OrgScope`] and every statement
 //! filters by it, so an object of another organisation is simply not found.
@@ -13,6 +13,7 @@ mod prices;
 mod records;
 mod sql;
 mod sqlite;
+// `shared/` holds no module of its own: `sqlite.rs` and `postgres.rs` each compile its files.
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use fleet::FleetStore;

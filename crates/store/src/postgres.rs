@@ -36,25 +36,27 @@ impl PgStore {
     }
 }
 
-crate::sql::store_impl!(
-    PgStore,
-    backend = Backend::Postgres,
-    for_update = " FOR UPDATE"
-);
+// What the shared SQL (`shared/`) needs to know about this backend.
+type Db = Postgres;
+type ThisStore = PgStore;
+const BACKEND: Backend = Backend::Postgres;
+// A row read to be changed is locked until commit; concurrent claimers skip each other's rows.
+const FOR_UPDATE: &str = " FOR UPDATE";
+const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+// Loaded by both backends on purpose: one SQL text, compiled against each backend's items above.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/fleet.rs"]
+mod shared_fleet;
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/store.rs"]
+mod shared_store;
+
 crate::prices::price_store_impl!(PgStore, db = Postgres);
 crate::auth_sessions::auth_session_store_impl!(PgStore);
 crate::org_vehicles::org_vehicle_store_impl!(
     PgStore,
     dialect = crate::org_vehicles::Dialect::Postgres
-);
-impl crate::fleet::Backed for PgStore {
-    type Db = Postgres;
-}
-
-crate::fleet::fleet_store_impl!(
-    PgStore,
-    skip_locked = " FOR UPDATE SKIP LOCKED",
-    for_update = " FOR UPDATE"
 );
 
 impl PgStore {

@@ -42,18 +42,28 @@ impl SqliteStore {
     }
 }
 
-crate::sql::store_impl!(SqliteStore, backend = Backend::Sqlite, for_update = "");
+// What the shared SQL (`shared/`) needs to know about this backend.
+type Db = Sqlite;
+type ThisStore = SqliteStore;
+const BACKEND: Backend = Backend::Sqlite;
+// No row locks: a write transaction (BEGIN IMMEDIATE) already holds the one writer.
+const FOR_UPDATE: &str = "";
+const FOR_UPDATE_SKIP_LOCKED: &str = "";
+
+// Loaded by both backends on purpose: one SQL text, compiled against each backend's items above.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/fleet.rs"]
+mod shared_fleet;
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/store.rs"]
+mod shared_store;
+
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
 crate::auth_sessions::auth_session_store_impl!(SqliteStore);
 crate::org_vehicles::org_vehicle_store_impl!(
     SqliteStore,
     dialect = crate::org_vehicles::Dialect::Sqlite
 );
-impl crate::fleet::Backed for SqliteStore {
-    type Db = Sqlite;
-}
-
-crate::fleet::fleet_store_impl!(SqliteStore, skip_locked = "", for_update = "");
 
 impl SqliteStore {
     /// A batch's fenced finishes, one after another in the caller's transaction: with one writer

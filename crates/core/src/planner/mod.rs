@@ -253,7 +253,7 @@ impl<'a> Planner<'a> {
         deadline: Option<Deadline>,
         start_level: f64,
     ) -> Plan {
-        let intervals = output::intervals_from_chunks(chunks, start_level, self.pct_per_grid_kwh);
+        let intervals = optimise::intervals_from_chunks(chunks, start_level, self.pct_per_grid_kwh);
         let energy_kwh: f64 = chunks.iter().map(|c| c.energy_kwh).sum();
         let expected_cost_eur: f64 = chunks
             .iter()

@@ -1,4 +1,5 @@
-//! Energy allocation over the timeline and its layout into charging chunks.
+//! Energy allocation over the timeline, its layout into charging chunks, and the chunks merged
+//! into the plan's intervals.
 //!
 //! With one vehicle, a linear price and a per-segment power cap, the cost-minimal way to put `E`
 //! kWh into a set of segments is to fill them cheapest first (a fractional knapsack: exact). The
@@ -11,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::cmp::Ordering;
 
 use super::forecast::Segment;
-use super::output::Reason;
+use super::output::{PlanInterval, Reason};
 
 /// Energies below this (kWh) are numerical dust: 1 mWh.
 pub const EPS_KWH: f64 = 1e-6;
@@ -300,6 +301,47 @@ pub fn layout(
         prev_used_at_end = end == seg.end;
     }
     chunks
+}
+
+/// Merges chunks into intervals (contiguous, same reason, power within 1 %), with battery levels.
+pub(crate) fn intervals_from_chunks(
+    chunks: &[Chunk],
+    start_level: f64,
+    pct_per_grid_kwh: f64,
+) -> Vec<PlanInterval> {
+    let mut out: Vec<PlanInterval> = Vec::new();
+    let mut level = start_level;
+    for c in chunks {
+        level += c.energy_kwh * pct_per_grid_kwh;
+        let cost = c.energy_kwh * c.price_eur_mwh / 1000.0;
+        if let Some(last) = out.last_mut() {
+            let same_power = (last.power_w - c.power_w).abs() <= 0.01 * last.power_w.max(c.power_w);
+            if last.end == c.start && last.reason == c.reason && same_power {
+                let energy = last.energy_kwh + c.energy_kwh;
+                let hours = super::forecast::hours_between(last.start, c.end);
+                last.end = c.end;
+                last.energy_kwh = energy;
+                // Part boundaries are rounded to whole seconds: never report more than either
+                // piece's power.
+                last.power_w = (energy / hours * 1000.0).min(last.power_w.max(c.power_w));
+                last.cost_eur += cost;
+                last.battery_level_end = level;
+                last.uses_forecast_prices |= c.forecast;
+                continue;
+            }
+        }
+        out.push(PlanInterval {
+            start: c.start,
+            end: c.end,
+            power_w: c.power_w,
+            reason: c.reason,
+            energy_kwh: c.energy_kwh,
+            cost_eur: cost,
+            battery_level_end: level,
+            uses_forecast_prices: c.forecast,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

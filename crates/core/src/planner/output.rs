@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::forecast::ForecastBasis;
 use super::input::AppliedDefault;
-use super::optimise::Chunk;
 
 /// Why the car charges in an interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,47 +104,6 @@ pub struct Plan {
     /// Request fields that were absent and whose default the planner used (`voltplan plan`).
     pub defaults_applied: Vec<AppliedDefault>,
     pub explanation: String,
-}
-
-/// Merges chunks into intervals (contiguous, same reason, power within 1 %), with battery levels.
-pub(crate) fn intervals_from_chunks(
-    chunks: &[Chunk],
-    start_level: f64,
-    pct_per_grid_kwh: f64,
-) -> Vec<PlanInterval> {
-    let mut out: Vec<PlanInterval> = Vec::new();
-    let mut level = start_level;
-    for c in chunks {
-        level += c.energy_kwh * pct_per_grid_kwh;
-        let cost = c.energy_kwh * c.price_eur_mwh / 1000.0;
-        if let Some(last) = out.last_mut() {
-            let same_power = (last.power_w - c.power_w).abs() <= 0.01 * last.power_w.max(c.power_w);
-            if last.end == c.start && last.reason == c.reason && same_power {
-                let energy = last.energy_kwh + c.energy_kwh;
-                let hours = super::forecast::hours_between(last.start, c.end);
-                last.end = c.end;
-                last.energy_kwh = energy;
-                // Part boundaries are rounded to whole seconds: never report more than either
-                // piece's power.
-                last.power_w = (energy / hours * 1000.0).min(last.power_w.max(c.power_w));
-                last.cost_eur += cost;
-                last.battery_level_end = level;
-                last.uses_forecast_prices |= c.forecast;
-                continue;
-            }
-        }
-        out.push(PlanInterval {
-            start: c.start,
-            end: c.end,
-            power_w: c.power_w,
-            reason: c.reason,
-            energy_kwh: c.energy_kwh,
-            cost_eur: cost,
-            battery_level_end: level,
-            uses_forecast_prices: c.forecast,
-        });
-    }
-    out
 }
 
 /// Contiguous runs of intervals: each needs one start (and one stop) command.

@@ -1,0 +1,354 @@
+//! [`FleetStore`] in SQL both backends share, compiled once per backend like `shared/store.rs`.
+//! `FOR_UPDATE_SKIP_LOCKED` lets concurrent claimers on PostgreSQL skip each other's rows (empty
+//! on SQLite: one writer); each backend writes a batch's finishes its own way (`finish_batch_in`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::types::Json;
+use sqlx::{Executor, Transaction};
+use uuid::Uuid;
+use voltplan_core::vehicle::EvSettings;
+
+use super::{Db, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, ThisStore};
+use crate::fleet::{
+    ClaimedRow, ClaimedVehicle, CommandRecord, CycleOutcome, FleetStore, Lease, ReadingRecord,
+    SessionRecord, SessionRow,
+};
+use crate::json_text::JsonText;
+use crate::{OrgScope, Result, StoreError};
+
+impl ThisStore {
+    async fn upsert_session_in<'e, E>(executor: E, s: &SessionRecord) -> Result<()>
+    where
+        E: Executor<'e, Database = Db>,
+    {
+        sqlx::query(
+            "INSERT INTO charging_sessions (id, org_id, vehicle_id, plug_in_time, unplug_time, data) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET unplug_time = excluded.unplug_time, data = excluded.data",
+        )
+        .bind(s.id)
+        .bind(s.org_id)
+        .bind(s.vehicle_id)
+        .bind(s.plug_in_time)
+        .bind(s.unplug_time)
+        .bind(Json(&s.data))
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_reading_in<'e, E>(executor: E, r: &ReadingRecord) -> Result<()>
+    where
+        E: Executor<'e, Database = Db>,
+    {
+        sqlx::query(
+            "INSERT INTO vehicle_readings \
+             (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (vehicle_id, at) DO NOTHING",
+        )
+        .bind(r.vehicle_id)
+        .bind(r.org_id)
+        .bind(r.at)
+        .bind(r.battery_level)
+        .bind(r.is_plugged_in)
+        .bind(r.is_charging)
+        .bind(r.is_at_home)
+        .bind(r.power_w)
+        .bind(r.energy_kwh)
+        .bind(r.price_eur_mwh)
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_command_outcome_in<'e, E>(
+        executor: E,
+        key: &str,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<()>
+    where
+        E: Executor<'e, Database = Db>,
+    {
+        sqlx::query(
+            "UPDATE vehicle_commands SET outcome = $1, detail = $2 WHERE idempotency_key = $3",
+        )
+        .bind(outcome)
+        .bind(detail)
+        .bind(key)
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    /// One fenced finish inside the caller's transaction.
+    pub(super) async fn finish_in(
+        tx: &mut Transaction<'static, Db>,
+        lease: &Lease,
+        outcome: &CycleOutcome,
+    ) -> Result<bool> {
+        for c in &outcome.command_outcomes {
+            Self::set_command_outcome_in(
+                &mut **tx,
+                &c.idempotency_key,
+                &c.outcome,
+                c.detail.as_deref(),
+            )
+            .await?;
+        }
+        // Settings are the partner's: only read (and locked) when a boost flag must be
+        // cleared, so a steady cycle is a single fenced UPDATE.
+        let settings = if outcome.touches_settings() {
+            let select = format!(
+                "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3{FOR_UPDATE}"
+            );
+            let row: Option<(Json<EvSettings>,)> = sqlx::query_as(&select)
+                .bind(lease.vehicle_id)
+                .bind(&lease.worker_id)
+                .bind(lease.epoch)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some((Json(mut settings),)) = row else {
+                return Ok(false);
+            };
+            if outcome.clear_boost_for_next_session {
+                settings.boost_for_next_session = false;
+            }
+            if outcome.clear_boost_request.is_some()
+                && settings.boost_requested_at == outcome.clear_boost_request
+            {
+                settings.boost_requested_at = None;
+            }
+            Some(settings)
+        } else {
+            None
+        };
+        let done = sqlx::query(
+            // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the
+            // vehicle is planned again at once with the new settings.
+            "UPDATE electric_vehicles SET settings = COALESCE($1, settings), state = $2, runtime = $3, plan = $4, \
+               next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
+               lease_owner = NULL, lease_until = NULL \
+             WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
+        )
+        .bind(settings.as_ref().map(Json))
+        .bind(JsonText(&outcome.state))
+        .bind(&outcome.runtime)
+        .bind(&outcome.plan)
+        .bind(outcome.next_cycle_at)
+        .bind(lease.vehicle_id)
+        .bind(&lease.worker_id)
+        .bind(lease.epoch)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for session in &outcome.sessions {
+            Self::upsert_session_in(&mut **tx, session).await?;
+        }
+        if let Some(reading) = &outcome.reading {
+            Self::append_reading_in(&mut **tx, reading).await?;
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl FleetStore for ThisStore {
+    async fn claim_vehicles(
+        &self,
+        worker_id: &str,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: i64,
+    ) -> Result<Vec<ClaimedVehicle>> {
+        let until = now + lease_for;
+        let mut tx = self.begin_write().await?;
+        // Concurrent claimers skip each other's rows (PostgreSQL); SQLite has one writer.
+        let claim = format!(
+            "UPDATE electric_vehicles SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1, next_cycle_at = $2 \
+             WHERE id IN (SELECT id FROM electric_vehicles \
+               WHERE deleted_at IS NULL AND (next_cycle_at IS NULL OR next_cycle_at <= $3) \
+               AND (lease_until IS NULL OR lease_until < $3) \
+               ORDER BY next_cycle_at IS NOT NULL, next_cycle_at LIMIT $4{FOR_UPDATE_SKIP_LOCKED})"
+        );
+        sqlx::query(&claim)
+            .bind(worker_id)
+            .bind(until)
+            .bind(now)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
+            "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, v.created_at, \
+               v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, \
+               b.latitude AS building_latitude, b.longitude AS building_longitude, u.profile \
+             FROM electric_vehicles v \
+             JOIN users u ON u.org_id = v.org_id AND u.id = v.user_id \
+             LEFT JOIN buildings b ON b.org_id = v.org_id AND b.id = v.building_id AND b.deleted_at IS NULL \
+             WHERE v.lease_owner = $1 AND v.lease_until = $2",
+        )
+        .bind(worker_id)
+        .bind(until)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| r.into_claimed(worker_id, until))
+            .collect()
+    }
+
+    async fn finish_cycle(&self, lease: &Lease, outcome: &CycleOutcome) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let written = Self::finish_in(&mut tx, lease, outcome).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn finish_cycles(&self, outcomes: &[(Lease, CycleOutcome)]) -> Result<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let written = Self::finish_batch_in(&mut tx, outcomes).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn release_leases(&self, worker_id: &str) -> Result<u64> {
+        let done = sqlx::query("UPDATE electric_vehicles SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+            .bind(worker_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn vehicle_plan(
+        &self,
+        org: OrgScope,
+        vehicle_id: Uuid,
+    ) -> Result<Option<serde_json::Value>> {
+        let row: Option<(Option<JsonText<serde_json::Value>>,)> = sqlx::query_as(
+            "SELECT plan FROM electric_vehicles WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(org.id())
+        .bind(vehicle_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let (plan,) = row.ok_or(StoreError::NotFound)?;
+        Ok(plan.map(|j| j.0))
+    }
+
+    async fn upsert_session(&self, s: &SessionRecord) -> Result<()> {
+        Self::upsert_session_in(&self.write, s).await
+    }
+
+    async fn list_sessions(
+        &self,
+        org: OrgScope,
+        vehicle_id: Option<Uuid>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<SessionRecord>)> {
+        let (total,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM charging_sessions WHERE org_id = $1 AND ($2 IS NULL OR vehicle_id = $2) \
+             AND plug_in_time >= $3 AND plug_in_time < $4",
+        )
+        .bind(org.id())
+        .bind(vehicle_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.read)
+        .await?;
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT id, org_id, vehicle_id, plug_in_time, unplug_time, data FROM charging_sessions \
+             WHERE org_id = $1 AND ($2 IS NULL OR vehicle_id = $2) AND plug_in_time >= $3 AND plug_in_time < $4 \
+             ORDER BY plug_in_time DESC, id LIMIT $5 OFFSET $6",
+        )
+        .bind(org.id())
+        .bind(vehicle_id)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await?;
+        Ok((total, rows.into_iter().map(Into::into).collect()))
+    }
+
+    async fn record_command(&self, c: &CommandRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO vehicle_commands \
+             (idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&c.idempotency_key)
+        .bind(c.org_id)
+        .bind(c.vehicle_id)
+        .bind(&c.command)
+        .bind(&c.worker_id)
+        .bind(c.lease_epoch)
+        .bind(c.issued_at)
+        .bind(&c.outcome)
+        .bind(&c.detail)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_command_outcome(
+        &self,
+        key: &str,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        Self::set_command_outcome_in(&self.write, key, outcome, detail).await
+    }
+
+    async fn find_command(&self, key: &str) -> Result<Option<CommandRecord>> {
+        let row: Option<CommandRecord> = sqlx::query_as(
+            "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
+             FROM vehicle_commands WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row)
+    }
+
+    async fn list_commands(&self, vehicle_id: Uuid) -> Result<Vec<CommandRecord>> {
+        let rows: Vec<CommandRecord> = sqlx::query_as(
+            "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
+             FROM vehicle_commands WHERE vehicle_id = $1 ORDER BY issued_at, idempotency_key",
+        )
+        .bind(vehicle_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn append_reading(&self, r: &ReadingRecord) -> Result<()> {
+        Self::append_reading_in(&self.write, r).await
+    }
+
+    async fn list_readings(
+        &self,
+        org: OrgScope,
+        vehicle_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ReadingRecord>> {
+        let rows: Vec<ReadingRecord> = sqlx::query_as(
+            "SELECT vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh \
+             FROM vehicle_readings WHERE org_id = $1 AND vehicle_id = $2 AND at >= $3 AND at < $4 ORDER BY at",
+        )
+        .bind(org.id())
+        .bind(vehicle_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows)
+    }
+}
