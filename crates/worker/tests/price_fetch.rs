@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use uuid::Uuid;
-use voltplan_core::account::Role;
 use voltplan_core::{ManualClock, PriceSlot, PriceZone};
 use voltplan_prices::EntsoeClient;
-use voltplan_store::{ConnectOptions, OrgScope, Store, connect, new_user, new_vehicle};
+use voltplan_store::{ConnectOptions, Store, connect, new_vehicle};
 use voltplan_worker::price_fetch::{FetchOutcome, PriceFetchConfig, PriceFetcher};
+
+mod common;
 use wiremock::matchers::{method, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -73,25 +73,7 @@ impl Env {
         let store = connect(&ConnectOptions::new(format!("sqlite:{}", path.display())))
             .await
             .expect("open SQLite");
-        let org = OrgScope::new(
-            store
-                .create_organisation("Test utility", start)
-                .await
-                .expect("org")
-                .id,
-        );
-        let user = store
-            .create_user(
-                org,
-                &new_user(
-                    org,
-                    format!("{}@example.com", Uuid::new_v4()),
-                    Role::User,
-                    start,
-                ),
-            )
-            .await
-            .expect("user");
+        let (org, user) = common::org_with_user(store.as_ref(), start).await;
         let mut vehicle = new_vehicle(org, user.id, start);
         vehicle.price_zone = PriceZone::DeLu;
         store.create_vehicle(org, &vehicle).await.expect("vehicle");

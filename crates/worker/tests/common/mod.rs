@@ -100,6 +100,33 @@ pub fn morning() -> DateTime<Utc> {
     evening() + Duration::hours(12)
 }
 
+/// A fresh organisation with one user.
+pub async fn org_with_user(
+    store: &dyn Store,
+    at: DateTime<Utc>,
+) -> (OrgScope, voltplan_store::UserRecord) {
+    let org = OrgScope::new(
+        store
+            .create_organisation("Test utility", at)
+            .await
+            .expect("org")
+            .id,
+    );
+    let user = store
+        .create_user(
+            org,
+            &new_user(
+                org,
+                format!("{}@example.com", Uuid::new_v4()),
+                Role::User,
+                at,
+            ),
+        )
+        .await
+        .expect("user");
+    (org, user)
+}
+
 pub struct Env {
     pub db: Db,
     pub clock: Arc<ManualClock>,
@@ -115,25 +142,7 @@ impl Env {
         let sandbox =
             Arc::new(SandboxCloud::new(clock.clone(), SandboxConfig::default()).expect("sandbox"));
         let store = &db.store;
-        let org = OrgScope::new(
-            store
-                .create_organisation("Test utility", start)
-                .await
-                .expect("org")
-                .id,
-        );
-        let user = store
-            .create_user(
-                org,
-                &new_user(
-                    org,
-                    format!("{}@example.com", Uuid::new_v4()),
-                    Role::User,
-                    start,
-                ),
-            )
-            .await
-            .expect("user");
+        let (org, user) = org_with_user(store.as_ref(), start).await;
         let mut building = new_building(org, user.id, start);
         building.latitude = Some(HOME.0);
         building.longitude = Some(HOME.1);
