@@ -68,8 +68,6 @@ pub struct SessionFlags {
     pub paused: bool,
     pub steering_failed: bool,
     pub cloud_unreachable: bool,
-    /// Set when the unplug reading closes the session.
-    pub unplug_time: Option<DateTime<Utc>>,
 }
 
 /// What a command was for, so a later reading can confirm it.

@@ -95,8 +95,7 @@ pub fn track(
         && let Some(mut session) = rt.session.take()
     {
         refresh(&mut session, book);
-        session.facts.unplug_time = Some(observed.at);
-        let (outcome, reason) = judge(&facts(&session));
+        let (outcome, reason) = judge(&facts(&session, observed.at));
         session.data.session_outcome = Some(outcome.as_str().to_owned());
         session.data.session_outcome_reason = reason.map(|r| r.as_str().to_owned());
         transition.closed = Some(record(&session, claimed, Some(observed.at)));
@@ -174,12 +173,12 @@ fn note_level(session: &mut OpenSession, observed: &Observed) {
     }
 }
 
-/// Everything the verdict needs, from the session's record and flags.
-fn facts(session: &OpenSession) -> SessionFacts {
+/// Everything the verdict needs, from the session's record and flags, unplugged at `unplugged`.
+fn facts(session: &OpenSession, unplugged: DateTime<Utc>) -> SessionFacts {
     let data = &session.data;
     let flags = &session.facts;
     SessionFacts {
-        unplug_time: flags.unplug_time,
+        unplug_time: Some(unplugged),
         charge_deadline: data.charge_deadline,
         target_pct: data.target_soc_pct,
         target_reached_at: data.target_reached_at,
