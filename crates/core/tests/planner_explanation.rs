@@ -20,36 +20,11 @@ use regex::{Captures, Regex};
 use serde_json::{Value, json};
 use voltplan_core::planner::PlanRequest;
 
+mod support;
+use support::Rng;
+
 // ---------------------------------------------------------------------------------------------
 // Random requests
-
-/// splitmix64: one `u64` seed describes a whole request.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.int(0, items.len() as i64 - 1) as usize]
-    }
-}
 
 fn hh_mm(r: &mut Rng) -> String {
     let (h, m) = (r.int(0, 23), r.pick(&[0, 0, 15, 30, 45, 7]));
