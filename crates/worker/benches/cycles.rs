@@ -13,13 +13,14 @@ use std::time::Instant;
 use chrono::{Duration, NaiveTime, TimeZone, Utc};
 use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
-use voltplan_core::account::Role;
 use voltplan_core::{ManualClock, PriceZone};
-use voltplan_store::{
-    ConnectOptions, OrgScope, Store, connect, new_building, new_user, new_vehicle,
-};
+use voltplan_store::{ConnectOptions, Store, connect, new_building, new_vehicle};
 use voltplan_test_support::{Backend, TestDatabase, backends};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
+
+// The tests' fixtures: one way to make an organisation with a user.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const PRICES: &str =
     "../../data/prices/smard_grosshandelspreise_2024_quarterhour_grid_multizone_de.csv.gz";
@@ -59,20 +60,7 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
         .await
         .expect("upsert prices");
 
-    let org = OrgScope::new(
-        store
-            .create_organisation("bench", start)
-            .await
-            .expect("org")
-            .id,
-    );
-    let user = store
-        .create_user(
-            org,
-            &new_user(org, "bench@example.com".into(), Role::User, start),
-        )
-        .await
-        .expect("user");
+    let (org, user) = common::org_with_user(store.as_ref(), start).await;
     let mut building = new_building(org, user.id, start);
     building.latitude = Some(52.52);
     building.longitude = Some(13.405);
