@@ -989,14 +989,7 @@ fn generator_covers_the_interesting_cases() {
 #[test]
 #[ignore]
 fn show_seed() {
-    let seed = std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let count = std::env::var("COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let (seed, count) = support::seed_from_env(1);
     for seed in seed..seed + count {
         match plan_json(seed) {
             Ok(plan) => println!(

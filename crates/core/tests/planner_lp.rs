@@ -439,10 +439,7 @@ fn generator_covers_the_interesting_cases() {
 #[test]
 #[ignore]
 fn show_seed() {
-    let seed = std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (seed, _) = support::seed_from_env(1);
     let inst = instance(seed);
     let p = plan(inst.now, &inst.vehicle, &inst.settings, &inst.prices);
     println!("{inst:#?}\n{p:#?}\n{:?}", check(&inst));

@@ -10,11 +10,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Duration, NaiveTime, TimeZone, Utc};
-use voltplan_clouds::SANDBOX_CLOUD;
+use chrono::{Duration, TimeZone, Utc};
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
 use voltplan_core::{ManualClock, PriceZone};
-use voltplan_store::{ConnectOptions, Store, connect, new_building, new_vehicle};
+use voltplan_store::{ConnectOptions, Store, connect, new_building};
 use voltplan_test_support::{Backend, TestDatabase, backends};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
@@ -69,16 +68,7 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
         .await
         .expect("building");
     for k in 0..cars {
-        let mut v = new_vehicle(org, user.id, start);
-        v.building_id = Some(building.id);
-        v.price_zone = PriceZone::DeLu;
-        v.settings.is_smart_optimization_active = true;
-        v.settings.charge_target_min = Some(20);
-        v.settings.minimum_charge_limit = Some(80);
-        v.settings.charge_deadline_at = NaiveTime::from_hms_opt(6, 0, 0);
-        v.settings.battery_capacity_kwh = 60.0;
-        v.settings.expected_max_charge_power = 11_000;
-        v.settings.device_model.cloud_service = Some(SANDBOX_CLOUD.id);
+        let v = common::sandbox_ev(org, user.id, building.id, start);
         let v = store.create_vehicle(org, &v).await.expect("vehicle");
         let initial = SandboxInitial {
             battery_level: 25.0 + (k % 40) as f64,

@@ -29,3 +29,14 @@ impl Rng {
         items[self.int(0, items.len() as i64 - 1) as usize]
     }
 }
+
+/// The `SEED` (default 0) and `COUNT` (default `count`) a `show_seed` test was asked for.
+pub fn seed_from_env(count: u64) -> (u64, u64) {
+    let read = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    (read("SEED", 0), read("COUNT", count))
+}

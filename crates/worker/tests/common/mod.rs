@@ -100,6 +100,27 @@ pub fn morning() -> DateTime<Utc> {
     evening() + Duration::hours(12)
 }
 
+/// A 60 kWh / 11 kW sandbox car's record in DE-LU at the building, 80 % due by 06:00 and 20 % at
+/// once (not yet stored).
+pub fn sandbox_ev(
+    org: OrgScope,
+    user_id: Uuid,
+    building_id: Uuid,
+    at: DateTime<Utc>,
+) -> VehicleRecord {
+    let mut v = new_vehicle(org, user_id, at);
+    v.building_id = Some(building_id);
+    v.price_zone = PriceZone::DeLu;
+    v.settings.is_smart_optimization_active = true;
+    v.settings.charge_target_min = Some(20);
+    v.settings.minimum_charge_limit = Some(80);
+    v.settings.charge_deadline_at = NaiveTime::from_hms_opt(6, 0, 0);
+    v.settings.battery_capacity_kwh = 60.0;
+    v.settings.expected_max_charge_power = 11_000;
+    v.settings.device_model.cloud_service = Some(SANDBOX_CLOUD.id);
+    v
+}
+
 /// A fresh organisation with one user.
 pub async fn org_with_user(
     store: &dyn Store,
@@ -199,16 +220,7 @@ impl Env {
 
     /// A 60 kWh / 11 kW car at home, unplugged, with 80 % due by 06:00 and 20 % at once.
     pub async fn car(&self, level: f64) -> Uuid {
-        let mut v = new_vehicle(self.org, self.user_id, self.now());
-        v.building_id = Some(self.building_id);
-        v.price_zone = PriceZone::DeLu;
-        v.settings.is_smart_optimization_active = true;
-        v.settings.charge_target_min = Some(20);
-        v.settings.minimum_charge_limit = Some(80);
-        v.settings.charge_deadline_at = NaiveTime::from_hms_opt(6, 0, 0);
-        v.settings.battery_capacity_kwh = 60.0;
-        v.settings.expected_max_charge_power = 11_000;
-        v.settings.device_model.cloud_service = Some(SANDBOX_CLOUD.id);
+        let v = sandbox_ev(self.org, self.user_id, self.building_id, self.now());
         let v = self
             .store()
             .create_vehicle(self.org, &v)
