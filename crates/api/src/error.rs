@@ -22,6 +22,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A body that is not declared as JSON (`Content-Type` missing or another type).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("conflict")]
@@ -86,6 +89,13 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 axum::Json(json!({"detail": "Request body is larger than 1 MiB"})),
+            )
+                .into_response(),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                axum::Json(json!({
+                    "detail": "Expected a JSON body with `Content-Type: application/json`"
+                })),
             )
                 .into_response(),
             ApiError::TooManyRequests { retry_after_secs } => {
