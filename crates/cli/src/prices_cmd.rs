@@ -77,7 +77,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             import_file(&path_owned, format, column.as_deref())
         })
         .await
-        .context("the import task failed")?;
+        .context("the import task failed")?
+        .and_then(|report| report.check_zone(args.zone).map(|()| report));
         match report {
             Ok(mut report) => {
                 let mut shifted_weeks = None;

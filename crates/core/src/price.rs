@@ -20,6 +20,17 @@ pub struct PriceSlot {
     pub price_eur_mwh: f64,
 }
 
+/// The prices Voltplan accepts, per MWh in the zone's currency. The European markets' own
+/// harmonised limits lie inside it (day-ahead −500 to +4,000 €/MWh when this was written, intraday
+/// ±9,999), so no real price is refused, while a value such as `1.7e308` is: averaged into an hour
+/// or multiplied by energy it would overflow to infinity.
+pub const PRICE_LIMIT_EUR_MWH: f64 = 10_000.0;
+
+/// Whether `price` is finite and within ±[`PRICE_LIMIT_EUR_MWH`].
+pub fn is_plausible_price(price: f64) -> bool {
+    price.is_finite() && price.abs() <= PRICE_LIMIT_EUR_MWH
+}
+
 /// A `[start, end)` range of instants, used for gaps.
 pub type TimeRange = (DateTime<Utc>, DateTime<Utc>);
 

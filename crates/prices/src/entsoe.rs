@@ -107,8 +107,17 @@ struct TimeSeries {
     classification_sequence: Option<u32>,
     #[serde(rename = "curveType")]
     curve_type: Option<String>,
+    /// The bidding zone the prices are for, as an EIC code.
+    #[serde(rename = "in_Domain.mRID")]
+    in_domain: Option<Domain>,
     #[serde(rename = "Period", default)]
     periods: Vec<Period>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Domain {
+    #[serde(rename = "$text")]
+    eic: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +154,24 @@ struct Reason {
     code: String,
     #[serde(default)]
     text: String,
+}
+
+/// The bidding zones (EIC codes, `in_Domain.mRID`) a price document's series are for, each once.
+/// An acknowledgement (no data) has none.
+pub fn price_areas(xml: &str) -> Result<Vec<String>, EntsoeParseError> {
+    if root_element_name(xml)? != "Publication_MarketDocument" {
+        return Ok(Vec::new());
+    }
+    let document: PublicationMarketDocument = quick_xml::de::from_str(xml)?;
+    let mut areas: Vec<String> = Vec::new();
+    for series in document.time_series {
+        if let Some(Domain { eic }) = series.in_domain
+            && !areas.contains(&eic)
+        {
+            areas.push(eic.trim().to_owned());
+        }
+    }
+    Ok(areas)
 }
 
 /// Parses an A44 answer, taking the SDAC series ([`SDAC_SEQUENCE`]).

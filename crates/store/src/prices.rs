@@ -114,11 +114,14 @@ pub(crate) fn validate_batch(source: &str, slots: &[PriceSlot]) -> Result<()> {
                 ),
             ));
         }
-        if !slot.price_eur_mwh.is_finite() {
+        if !voltplan_core::price::is_plausible_price(slot.price_eur_mwh) {
             errors.push(FieldError::at(
                 &["slots", &index, "price_eur_mwh"],
-                "finite_number",
-                "Price must be a finite number",
+                "value_error",
+                format!(
+                    "Price must be a finite number between -{limit} and {limit} per MWh",
+                    limit = voltplan_core::price::PRICE_LIMIT_EUR_MWH
+                ),
             ));
         }
     }

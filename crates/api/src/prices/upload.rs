@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use voltplan_core::price::resolution_duration;
+use voltplan_core::price::{PRICE_LIMIT_EUR_MWH, is_plausible_price, resolution_duration};
 use voltplan_core::time::{LocalInstant, local_to_utc, resolve_local};
 use voltplan_core::validation::{FieldError, LocPart};
 use voltplan_core::{PriceSlot, PriceZone, Resolution};
@@ -39,7 +39,8 @@ write_body! {
     pub struct PricePointWrite {
         /// Start of the slot, RFC 3339 (`2025-11-01T23:00:00Z`).
         timestamp: DateTime<Utc>,
-        /// EUR/MWh (the zone's currency per MWh); negative prices are fine.
+        /// EUR/MWh (the zone's currency per MWh), between -10000 and 10000; negative prices are fine.
+        #[schema(minimum = -10000.0, maximum = 10000.0)]
         price: f64,
     }
 }
@@ -363,14 +364,16 @@ fn parse_points<Z: TimeZone>(
             }
         };
         let price = match point.get("price") {
-            Some(Value::Number(n)) => match n.as_f64().filter(|p| p.is_finite()) {
+            Some(Value::Number(n)) => match n.as_f64().filter(|p| is_plausible_price(*p)) {
                 Some(price) => Some(price),
                 None => {
                     errors.push(item_err(
                         index,
                         Some("price"),
-                        "finite_number",
-                        "Input should be a finite number",
+                        "less_than_equal",
+                        format!(
+                            "Input should be a number between -{PRICE_LIMIT_EUR_MWH} and {PRICE_LIMIT_EUR_MWH} (per MWh)"
+                        ),
                     ));
                     None
                 }

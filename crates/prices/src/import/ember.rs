@@ -9,11 +9,8 @@
 //! repeats the same instant in the country's zone). Files may hold several countries; the
 //! `column` argument of the importer picks one by name. Lines may end in CRLF.
 
-use super::{
-    ImportError, ImportReport, build_report, infer_step, is_missing, line_of, parse_price,
-};
-use chrono::{DateTime, NaiveDateTime, Utc};
-use voltplan_core::PriceSlot;
+use super::{ImportError, ImportReport, Rows, build_report, is_missing, line_of, parse_price};
+use chrono::NaiveDateTime;
 
 const HEADER_START: &str = "Country,Datetime (UTC)";
 const COUNTRY: usize = 0;
@@ -38,8 +35,7 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
     }
 
     let mut countries_seen: Vec<String> = Vec::new();
-    let mut rows: Vec<(DateTime<Utc>, f64)> = Vec::new();
-    let mut skipped_rows = 0;
+    let mut rows = Rows::default();
     for record in reader.records() {
         let record = record?;
         let line = line_of(&record);
@@ -52,8 +48,8 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
         }
         let timestamp = record.get(DATETIME_UTC).unwrap_or_default();
         let price = record.get(PRICE).unwrap_or_default();
-        if timestamp.is_empty() || is_missing(price) {
-            skipped_rows += 1;
+        if timestamp.is_empty() {
+            rows.skipped += 1;
             continue;
         }
         let start = NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S")
@@ -64,7 +60,11 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
                 ),
             })?
             .and_utc();
-        rows.push((start, parse_price(price, line)?));
+        if is_missing(price) {
+            rows.missing(start);
+        } else {
+            rows.value(start, parse_price(price, line)?);
+        }
     }
 
     let zone_column = match country {
@@ -86,16 +86,13 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
         },
     };
 
-    let step = infer_step(&rows.iter().map(|(start, _)| *start).collect::<Vec<_>>())?;
-    let points = rows
-        .into_iter()
-        .map(|(start, price)| PriceSlot {
-            start,
-            end: start + step,
-            price_eur_mwh: price,
-        })
-        .collect();
-    Ok(build_report(zone_column, points, skipped_rows, Vec::new()))
+    let skipped_rows = rows.skipped;
+    Ok(build_report(
+        zone_column,
+        rows.into_slots()?,
+        skipped_rows,
+        Vec::new(),
+    ))
 }
 
 #[cfg(test)]
@@ -103,7 +100,7 @@ mod tests {
     use super::*;
     use crate::import::test_support::shared_price_file;
     use crate::import::{Format, import_file};
-    use chrono::{Duration, TimeZone};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
 
     fn utc(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()

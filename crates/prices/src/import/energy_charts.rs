@@ -13,11 +13,9 @@
 //! Berlin never has) that would otherwise collide with the two hours before and leave a gap.
 
 use super::{
-    ImportError, ImportReport, WallClock, build_report, infer_step, is_missing, line_of,
-    parse_price,
+    ImportError, ImportReport, Rows, WallClock, build_report, is_missing, line_of, parse_price,
 };
 use chrono::{DateTime, FixedOffset, Utc};
-use voltplan_core::PriceSlot;
 
 const HEADER_START: &str = "Datum (MEZ)";
 
@@ -77,8 +75,7 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
 
     let mut wall_clock = WallClock::new(chrono_tz::Europe::Berlin);
     let mut repaired_offsets = 0;
-    let mut skipped_rows = 0;
-    let mut rows: Vec<(DateTime<Utc>, f64)> = Vec::new();
+    let mut rows = Rows::default();
     for record in records {
         let record = record?;
         let line = line_of(&record);
@@ -110,21 +107,14 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
         };
         let cell = record.get(value_index).unwrap_or_default();
         if is_missing(cell) {
-            skipped_rows += 1;
-            continue;
+            rows.missing(start);
+        } else {
+            rows.value(start, parse_price(cell, line)?);
         }
-        rows.push((start, parse_price(cell, line)?));
     }
 
-    let step = infer_step(&rows.iter().map(|(start, _)| *start).collect::<Vec<_>>())?;
-    let points = rows
-        .into_iter()
-        .map(|(start, price)| PriceSlot {
-            start,
-            end: start + step,
-            price_eur_mwh: price,
-        })
-        .collect();
+    let skipped_rows = rows.skipped;
+    let points = rows.into_slots()?;
     let mut warnings = Vec::new();
     if repaired_offsets > 0 {
         warnings.push(format!(

@@ -4,7 +4,7 @@
 //! that DE-LU and AT documents also carry.
 
 use super::{ImportError, ImportReport, build_report};
-use crate::entsoe::{EntsoeDocument, SDAC_SEQUENCE, parse_with_sequence};
+use crate::entsoe::{EntsoeDocument, SDAC_SEQUENCE, parse_with_sequence, price_areas};
 
 pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportError> {
     let sequence = match column {
@@ -23,12 +23,15 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
         }
     };
     match parse_with_sequence(text, sequence)? {
-        EntsoeDocument::Prices(points) => Ok(build_report(
-            format!("A44 classification sequence {sequence}"),
-            points,
-            0,
-            Vec::new(),
-        )),
+        EntsoeDocument::Prices(points) => Ok(ImportReport {
+            areas: price_areas(text)?,
+            ..build_report(
+                format!("A44 classification sequence {sequence}"),
+                points,
+                0,
+                Vec::new(),
+            )
+        }),
         EntsoeDocument::NotYetPublished { reason } => Err(ImportError::NoPublishedPrices(reason)),
     }
 }
@@ -38,6 +41,21 @@ mod tests {
     use crate::import::test_support::shared_price_file;
     use crate::import::{Format, ImportError, import_file};
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_document_is_imported_only_for_the_zone_it_is_for() {
+        let swiss = import_file(
+            shared_price_file("entsoe_xml/entsoe_A44_CH_PT60M_2025-11-26.xml"),
+            Format::EntsoeXml,
+            None,
+        )
+        .unwrap();
+        assert_eq!(swiss.areas, vec!["10YCH-SWISSGRIDZ".to_owned()]);
+        swiss.check_zone(voltplan_core::PriceZone::Ch).unwrap();
+        let error = swiss.check_zone(voltplan_core::PriceZone::At).unwrap_err();
+        assert!(matches!(error, ImportError::WrongZone { .. }), "{error}");
+        assert!(error.to_string().contains("10YCH-SWISSGRIDZ"), "{error}");
+    }
 
     #[test]
     fn de_lu_document_imports_two_sdac_days() {

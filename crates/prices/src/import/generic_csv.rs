@@ -9,11 +9,8 @@
 //! not written in the file; it is the smallest step between consecutive timestamps, so a file
 //! must hold at least two distinct timestamps. Empty cells and `-` are skipped.
 
-use super::{
-    ImportError, ImportReport, build_report, infer_step, is_missing, line_of, parse_price,
-};
+use super::{ImportError, ImportReport, Rows, build_report, is_missing, line_of, parse_price};
 use chrono::{DateTime, Utc};
-use voltplan_core::PriceSlot;
 
 const TIMESTAMP_COLUMN: &str = "timestamp";
 const DEFAULT_PRICE_COLUMN: &str = "price_eur_mwh";
@@ -61,8 +58,7 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
         },
     };
 
-    let mut rows: Vec<(DateTime<Utc>, f64)> = Vec::new();
-    let mut skipped_rows = 0;
+    let mut rows = Rows::default();
     for record in reader.records() {
         let record = record?;
         let line = line_of(&record);
@@ -78,24 +74,16 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
             .with_timezone(&Utc);
         let cell = record.get(price_index).unwrap_or_default();
         if is_missing(cell) {
-            skipped_rows += 1;
-            continue;
+            rows.missing(start);
+        } else {
+            rows.value(start, parse_price(cell, line)?);
         }
-        rows.push((start, parse_price(cell, line)?));
     }
 
-    let step = infer_step(&rows.iter().map(|(start, _)| *start).collect::<Vec<_>>())?;
-    let points = rows
-        .into_iter()
-        .map(|(start, price)| PriceSlot {
-            start,
-            end: start + step,
-            price_eur_mwh: price,
-        })
-        .collect();
+    let skipped_rows = rows.skipped;
     Ok(build_report(
         price_header.to_owned(),
-        points,
+        rows.into_slots()?,
         skipped_rows,
         Vec::new(),
     ))
@@ -126,6 +114,52 @@ mod tests {
         assert_eq!(report.gaps, vec![(t(23, 30), t(23, 45))]);
         assert_eq!(report.skipped_rows, 1);
         assert_eq!(report.duplicates, 0);
+    }
+
+    #[test]
+    fn a_row_without_a_value_stays_a_gap_and_stretches_no_neighbour() {
+        let csv = "timestamp,price_eur_mwh\n\
+                   2025-01-01T00:00:00Z,10\n\
+                   2025-01-01T01:00:00Z,NaN\n\
+                   2025-01-01T02:00:00Z,30\n";
+        let report = import(csv, None).unwrap();
+        let t = |h| Utc.with_ymd_and_hms(2025, 1, 1, h, 0, 0).unwrap();
+        let slots: Vec<_> = report
+            .points
+            .iter()
+            .map(|s| (s.start, s.end, s.price_eur_mwh))
+            .collect();
+        assert_eq!(slots, vec![(t(0), t(1), 10.0), (t(2), t(3), 30.0)]);
+        assert_eq!(report.gaps, vec![(t(1), t(2))]);
+        assert_eq!(report.skipped_rows, 1);
+    }
+
+    #[test]
+    fn off_grid_timestamps_and_odd_slot_lengths_are_refused() {
+        let off_grid = "timestamp,price_eur_mwh\n\
+                        2025-01-01T00:00:00Z,10\n\
+                        2025-01-01T00:07:00Z,11\n\
+                        2025-01-01T01:00:00Z,12\n";
+        let error = import(off_grid, None).unwrap_err();
+        assert!(
+            matches!(error, ImportError::OffGrid { minutes: 15, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("00:07:00"), "{error}");
+        let half_hours = "timestamp,price_eur_mwh\n\
+                          2025-01-01T00:00:00Z,10\n\
+                          2025-01-01T00:30:00Z,11\n";
+        assert!(matches!(
+            import(half_hours, None),
+            Err(ImportError::UnsupportedSlotLength { minutes: 30 })
+        ));
+        let hourly_off_the_hour = "timestamp,price_eur_mwh\n\
+                                   2025-01-01T00:15:00Z,10\n\
+                                   2025-01-01T01:15:00Z,11\n";
+        assert!(matches!(
+            import(hourly_off_the_hour, None),
+            Err(ImportError::OffGrid { minutes: 60, .. })
+        ));
     }
 
     #[test]

@@ -92,6 +92,29 @@ pub struct ImportReport {
     pub skipped_rows: usize,
     /// Upstream defects that were repaired, e.g. a wrong UTC offset.
     pub warnings: Vec<String>,
+    /// The bidding zones the file itself says the prices are for (ENTSO-E XML: the EIC codes of
+    /// `in_Domain.mRID`); empty when the format does not say.
+    pub areas: Vec<String>,
+}
+
+impl ImportReport {
+    /// Refuses a file that says it holds another zone's prices than `zone`: an ENTSO-E document
+    /// for Switzerland must not be stored as Austria's.
+    pub fn check_zone(&self, zone: voltplan_core::PriceZone) -> Result<(), ImportError> {
+        let expected = zone.info().eic;
+        match self
+            .areas
+            .iter()
+            .find(|area| Some(area.as_str()) != expected)
+        {
+            None => Ok(()),
+            Some(found) => Err(ImportError::WrongZone {
+                zone: zone.as_str().to_owned(),
+                expected: expected.unwrap_or("none").to_owned(),
+                found: found.clone(),
+            }),
+        }
+    }
 }
 
 /// Why a file could not be imported.
@@ -121,10 +144,22 @@ pub enum ImportError {
     ColumnRequired { available: Vec<String> },
     #[error("cannot infer the slot length: fewer than two distinct timestamps")]
     CannotInferResolution,
+    #[error("the rows are {minutes} minutes apart: only 15-minute and hourly prices are supported")]
+    UnsupportedSlotLength { minutes: i64 },
+    #[error("the row starting {start} is not on the {minutes}-minute grid (UTC)")]
+    OffGrid { start: DateTime<Utc>, minutes: i64 },
     #[error(transparent)]
     Entsoe(#[from] EntsoeParseError),
     #[error("ENTSO-E document holds no prices: {0}")]
     NoPublishedPrices(String),
+    #[error(
+        "the file holds prices for area {found}, not for {zone} (EIC {expected}); choose the zone it is for"
+    )]
+    WrongZone {
+        zone: String,
+        expected: String,
+        found: String,
+    },
 }
 
 /// Imports one file. `column` picks the zone column (SMARD: a header or a Podero zone code such as
@@ -252,20 +287,81 @@ pub(crate) fn build_report(
         duplicates,
         skipped_rows,
         warnings,
+        areas: Vec::new(),
     }
 }
 
-/// The smallest positive step between consecutive distinct starts: the file's slot length.
-/// Gaps only make steps larger, so the minimum survives missing rows.
-pub(crate) fn infer_step(starts: &[DateTime<Utc>]) -> Result<Duration, ImportError> {
+/// The rows of one price series as a file lists them. Every row's start counts, a row without a
+/// value too: it sets the slot length like the others and stays a gap, so that no neighbour's
+/// price is stretched over it.
+#[derive(Debug, Default)]
+pub(crate) struct Rows {
+    starts: Vec<DateTime<Utc>>,
+    values: Vec<(DateTime<Utc>, f64)>,
+    /// Rows without a value (`-`, empty, `NaN`).
+    pub(crate) skipped: usize,
+}
+
+impl Rows {
+    pub(crate) fn missing(&mut self, start: DateTime<Utc>) {
+        self.starts.push(start);
+        self.skipped += 1;
+    }
+
+    pub(crate) fn value(&mut self, start: DateTime<Utc>, price: f64) {
+        self.starts.push(start);
+        self.values.push((start, price));
+    }
+
+    /// One slot per value, each as long as the file's slot length ([`slot_length`]).
+    pub(crate) fn into_slots(self) -> Result<Vec<PriceSlot>, ImportError> {
+        let step = slot_length(&self.starts)?;
+        Ok(self
+            .values
+            .into_iter()
+            .map(|(start, price)| PriceSlot {
+                start,
+                end: start + step,
+                price_eur_mwh: price,
+            })
+            .collect())
+    }
+}
+
+/// The file's slot length: the smallest positive step between consecutive distinct starts (gaps
+/// only make steps larger). It must be 15 or 60 minutes, and every start on that grid in UTC, as
+/// day-ahead markets publish them; anything else would make slots overlap or leave holes.
+pub(crate) fn slot_length(starts: &[DateTime<Utc>]) -> Result<Duration, ImportError> {
     let mut sorted = starts.to_vec();
     sorted.sort_unstable();
-    sorted
+    let step = sorted
         .windows(2)
         .map(|pair| pair[1] - pair[0])
         .filter(|step| *step > Duration::zero())
         .min()
-        .ok_or(ImportError::CannotInferResolution)
+        .ok_or(ImportError::CannotInferResolution)?;
+    let minutes = step.num_minutes();
+    if step != Duration::minutes(minutes) || !matches!(minutes, 15 | 60) {
+        // Off-grid rows make odd steps: name the first such row, which is the clearer message.
+        if let Some(start) = sorted.iter().find(|s| !on_grid(**s, 15)) {
+            return Err(ImportError::OffGrid {
+                start: *start,
+                minutes: 15,
+            });
+        }
+        return Err(ImportError::UnsupportedSlotLength { minutes });
+    }
+    match sorted.iter().find(|s| !on_grid(**s, minutes)) {
+        Some(start) => Err(ImportError::OffGrid {
+            start: *start,
+            minutes,
+        }),
+        None => Ok(step),
+    }
+}
+
+fn on_grid(instant: DateTime<Utc>, minutes: i64) -> bool {
+    instant.timestamp() % (minutes * 60) == 0 && instant.timestamp_subsec_nanos() == 0
 }
 
 /// Resolves local wall-clock interval starts (as SMARD and Energy-Charts write them) to UTC.
