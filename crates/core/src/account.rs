@@ -3,6 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The key two e-mail addresses are compared by for uniqueness within an organisation: the
+/// address lower-cased by Rust's Unicode rules. Computed here, not by the database, because
+/// SQLite's `lower()` folds ASCII only while PostgreSQL's folds Unicode: `Öl@x` and `öl@x` must
+/// collide on both.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -65,4 +73,16 @@ pub struct BuildingDetails {
     pub zip_code: Option<String>,
     pub town: Option<String>,
     pub country: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_keys_fold_unicode_case() {
+        assert_eq!(email_key("Öl@Example.com"), email_key("öl@example.com"));
+        assert_eq!(email_key("ÉMILE@x.AT"), "émile@x.at");
+        assert_ne!(email_key("a@x.com"), email_key("b@x.com"));
+    }
 }

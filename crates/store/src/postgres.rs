@@ -25,10 +25,12 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self {
+        let store = Self {
             read: pool.clone(),
             write: pool,
-        })
+        };
+        store.refold_email_keys().await?;
+        Ok(store)
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {

@@ -34,7 +34,9 @@ impl SqliteStore {
             .max_connections(readers.max(1))
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        let store = Self { read, write };
+        store.refold_email_keys().await?;
+        Ok(store)
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {

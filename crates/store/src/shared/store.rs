@@ -15,6 +15,30 @@ use crate::{
     AccessToken, ApiClient, Backend, BuildingRecord, Mutation, NewAccessToken, NewApiClient,
     OrgScope, Organisation, Result, Store, StoreError, UserRecord, VehicleRecord,
 };
+use voltplan_core::account::email_key;
+
+impl ThisStore {
+    /// Gives the users written before e-mail keys existed their key (once: later opens find none).
+    /// Two live users whose addresses differ only by case were allowed before on SQLite; the
+    /// second keeps no key, so is not held to uniqueness, and is logged for an operator to resolve.
+    pub(crate) async fn refold_email_keys(&self) -> Result<()> {
+        let rows: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, email FROM users WHERE email_key IS NULL")
+                .fetch_all(&self.write)
+                .await?;
+        for (id, email) in rows {
+            let folded = sqlx::query("UPDATE users SET email_key = $1 WHERE id = $2")
+                .bind(email_key(&email))
+                .bind(id)
+                .execute(&self.write)
+                .await;
+            if let Err(e) = folded {
+                tracing::warn!(user_id = %id, error = %e, "user's e-mail collides with another's once case is folded; left unkeyed");
+            }
+        }
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl Store for ThisStore {
@@ -215,8 +239,8 @@ impl Store for ThisStore {
 
     async fn create_user(&self, org: OrgScope, user: &UserRecord) -> Result<UserRecord> {
         sqlx::query(
-            "INSERT INTO users (id, org_id, email, role, external_user_id, profile, created_at, updated_at, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+            "INSERT INTO users (id, org_id, email, email_key, role, external_user_id, profile, created_at, updated_at, deleted_at) \
+             VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8, NULL)",
         )
         .bind(user.id)
         .bind(org.id())
@@ -226,6 +250,7 @@ impl Store for ThisStore {
         .bind(Json(&user.profile))
         .bind(user.created_at)
         .bind(user.updated_at)
+        .bind(email_key(&user.email))
         .execute(&self.write)
         .await
         .map_err(|e| sql::map_unique(e, "email"))?;
@@ -255,8 +280,8 @@ impl Store for ThisStore {
         let mut user: UserRecord = row.ok_or(StoreError::NotFound)?.try_into()?;
         change(&mut user).map_err(StoreError::Invalid)?;
         sqlx::query(
-            "UPDATE users SET email = $1, role = $2, external_user_id = $3, profile = $4, updated_at = $5 \
-             WHERE org_id = $6 AND id = $7",
+            "UPDATE users SET email = $1, role = $2, external_user_id = $3, profile = $4, updated_at = $5, \
+             email_key = $8 WHERE org_id = $6 AND id = $7",
         )
         .bind(&user.email)
         .bind(user.role.as_str())
@@ -265,6 +290,7 @@ impl Store for ThisStore {
         .bind(user.updated_at)
         .bind(org.id())
         .bind(id)
+        .bind(email_key(&user.email))
         .execute(&mut *tx)
         .await
         .map_err(|e| sql::map_unique(e, "email"))?;
