@@ -17,7 +17,7 @@ use voltplan_clouds::registry;
 use voltplan_store::{AuthSessionRecord, VehicleRecord};
 
 use crate::auth::OrgAccess;
-use crate::body::{Fields, JsonObject, Patch};
+use crate::body::{Fields, OptionalJsonObject, Patch};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Ids, VehiclePath};
 use crate::state::AppState;
@@ -155,7 +155,7 @@ pub async fn create_auth_session(
     State(state): State<AppState>,
     access: OrgAccess,
     Ids(path): Ids<VehiclePath>,
-    body: JsonObject,
+    OptionalJsonObject(body): OptionalJsonObject,
 ) -> ApiResult<Json<AuthSessionOut>> {
     let now = state.now();
     let vehicle = state

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use chrono::{DateTime, NaiveTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use voltplan_core::validation::FieldError;
+use voltplan_core::validation::{FieldError, LocPart};
 
 use crate::error::ApiError;
 
@@ -58,36 +58,202 @@ impl<T> Patch<T> {
     }
 }
 
-/// A JSON object body.
+/// A JSON object body. It must be declared as JSON (`Content-Type: application/json` or a
+/// `+json` type): anything else is a 415, as axum's own `Json` answers. A key given twice (at any
+/// depth) is a 422 naming it rather than silently the last value.
 pub struct JsonObject(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("The request body could not be read".to_owned())
-            }
-        })?;
-        if bytes.is_empty() {
-            return Ok(JsonObject(Map::new()));
+        if !declares_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::Invalid(vec![FieldError::at(
+        parse_object(&body_bytes(req, state).await?).map(JsonObject)
+    }
+}
+
+/// A body whose every field is optional: no body at all (whatever the headers) reads as `{}`;
+/// a body that is there must be JSON like [`JsonObject`]'s.
+pub struct OptionalJsonObject(pub JsonObject);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = declares_json(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
+            Ok(OptionalJsonObject(JsonObject(Map::new())))
+        } else if !json {
+            Err(ApiError::UnsupportedMediaType)
+        } else {
+            parse_object(&bytes).map(|map| OptionalJsonObject(JsonObject(map)))
+        }
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("The request body could not be read".to_owned())
+        }
+    })
+}
+
+/// `application/json`, or any `application/*+json`, with or without parameters.
+fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a JSON object body, refusing duplicate keys at any depth.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let mut duplicates = Vec::new();
+    let parsed = {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = serde::de::DeserializeSeed::deserialize(
+            strict::StrictValue {
+                path: Vec::new(),
+                duplicates: &mut duplicates,
+            },
+            &mut deserializer,
+        )
+        .and_then(|value| deserializer.end().map(|()| value));
+        value
+    };
+    match parsed {
+        Ok(Value::Object(_)) if !duplicates.is_empty() => Err(ApiError::Invalid(
+            duplicates
+                .into_iter()
+                .map(|path| {
+                    let mut loc = vec![LocPart::from("body")];
+                    loc.extend(path);
+                    FieldError::new(loc, "duplicate_key", "This key is given more than once")
+                })
+                .collect(),
+        )),
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::Invalid(vec![FieldError::at(
+            &["body"],
+            "model_type",
+            "The body must be a JSON object",
+        )])),
+        Err(e) if e.is_eof() && bytes.iter().all(u8::is_ascii_whitespace) => {
+            Err(ApiError::Invalid(vec![FieldError::at(
                 &["body"],
-                "model_type",
-                "The body must be a JSON object",
-            )])),
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "Malformed JSON at line {} column {}: {}",
-                e.line(),
-                e.column(),
-                e.classify_kind()
-            ))),
+                "missing",
+                "A JSON object body is required",
+            )]))
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "Malformed JSON at line {} column {}: {}",
+            e.line(),
+            e.column(),
+            e.classify_kind()
+        ))),
+    }
+}
+
+/// A `serde_json::Value` deserializer that records duplicate object keys (with their path)
+/// instead of letting the last one win.
+mod strict {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+    use std::fmt;
+    use voltplan_core::validation::LocPart;
+
+    pub struct StrictValue<'a> {
+        pub path: Vec<LocPart>,
+        pub duplicates: &'a mut Vec<Vec<LocPart>>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+        type Value = Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for StrictValue<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            loop {
+                let mut path = self.path.clone();
+                path.push(LocPart::Index(items.len()));
+                let seed = StrictValue {
+                    path,
+                    duplicates: &mut *self.duplicates,
+                };
+                match seq.next_element_seed(seed)? {
+                    Some(item) => items.push(item),
+                    None => return Ok(Value::Array(items)),
+                }
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+            let mut map = Map::new();
+            while let Some(key) = access.next_key::<String>()? {
+                let mut path = self.path.clone();
+                path.push(LocPart::Field(key.clone()));
+                let seed = StrictValue {
+                    path: path.clone(),
+                    duplicates: &mut *self.duplicates,
+                };
+                let value = access.next_value_seed(seed)?;
+                if map.insert(key, value).is_some() && !self.duplicates.contains(&path) {
+                    self.duplicates.push(path);
+                }
+            }
+            Ok(Value::Object(map))
         }
     }
 }
@@ -232,9 +398,28 @@ impl Fields {
         })
     }
 
-    /// A string of at most `max_len` characters; with `accept_number`, also a number (zip codes).
+    /// A one-line string of at most `max_len` characters; with `accept_number`, also a number
+    /// (zip codes). Control characters are refused: a NUL cannot be stored in PostgreSQL, and
+    /// none belongs in a name, an address or an id.
     pub fn string(&mut self, key: &str, max_len: usize, accept_number: bool) -> Patch<String> {
-        self.field(key, "string_type", |v| {
+        self.text(key, max_len, accept_number, false)
+    }
+
+    /// A free text of at most `max_len` characters that may span lines (tabs and line breaks
+    /// allowed, other control characters refused).
+    pub fn multiline(&mut self, key: &str, max_len: usize) -> Patch<String> {
+        self.text(key, max_len, false, true)
+    }
+
+    fn text(
+        &mut self,
+        key: &str,
+        max_len: usize,
+        accept_number: bool,
+        multiline: bool,
+    ) -> Patch<String> {
+        let mut control = false;
+        let patch = self.field(key, "string_type", |v| {
             let s = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) if accept_number => n.to_string(),
@@ -243,8 +428,22 @@ impl Fields {
             if s.chars().count() > max_len {
                 return Err(format!("String should have at most {max_len} characters"));
             }
+            if let Some(c) = s
+                .chars()
+                .find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+            {
+                control = true;
+                return Err(format!(
+                    "String should not contain control characters (found U+{:04X})",
+                    u32::from(c)
+                ));
+            }
             Ok(s)
-        })
+        });
+        if control && let Some(last) = self.errors.last_mut() {
+            last.kind = "string_pattern_mismatch".to_owned();
+        }
+        patch
     }
 
     pub fn one_of(&mut self, key: &str, allowed: &[&str]) -> Patch<String> {
@@ -301,10 +500,13 @@ impl Fields {
     }
 }
 
+/// `"HH:MM"` or `"HH:MM:SS"`. chrono reads a seconds field of `60` as a leap second, which no
+/// deadline can be: refused.
 pub fn parse_time_of_day(s: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(s, "%H:%M:%S")
         .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M"))
         .ok()
+        .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
 }
 
 /// Decimal fields are JSON strings on output ("79.5", "0"), as Podero sends them.
@@ -380,5 +582,10 @@ mod tests {
             NaiveTime::from_hms_opt(6, 30, 15)
         );
         assert_eq!(parse_time_of_day("25:00"), None);
+        assert_eq!(parse_time_of_day("07:00:60"), None);
+        assert_eq!(
+            parse_time_of_day("23:59:59"),
+            NaiveTime::from_hms_opt(23, 59, 59)
+        );
     }
 }

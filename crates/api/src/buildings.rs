@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::{BuildingPath, Ids, IncludeDeleted, Q, UserPath};
 use crate::state::AppState;
 
-const READ_ONLY: &[&str] = &["id", "user", "created_at", "updated_at", "deleted_at"];
+pub(crate) const READ_ONLY: &[&str] = &["id", "user", "created_at", "updated_at", "deleted_at"];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BuildingOut {
@@ -81,22 +81,42 @@ write_body! {
     /// lists `Detached`…`Flat`, the guides use `single_family_home`, `heat_pump`), so any string of
     /// at most 50 characters is accepted and stored as given. `country_iso2` is an alias of `country`.
     pub struct BuildingWrite {
-        name: Option<String>,
+        /// Required on POST; not blank.
+        #[schema(required = false, max_length = 100,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+        name: String,
+        #[schema(max_length = 50)]
         property_type: Option<String>,
+        #[schema(minimum = 0, maximum = 1_000_000)]
         property_size_m2: Option<i64>,
+        #[schema(minimum = 0, maximum = 10_000)]
         property_age: Option<i64>,
+        #[schema(minimum = 0, maximum = 10_000)]
         num_occupants: Option<i64>,
+        #[schema(max_length = 50)]
         occupant_type: Option<String>,
+        #[schema(max_length = 50)]
         space_heating: Option<String>,
+        #[schema(max_length = 50)]
         water_heating: Option<String>,
         photovoltaic: Option<bool>,
+        #[schema(max_length = 100)]
         street_and_number: Option<String>,
+        #[schema(max_length = 100)]
         street_add_info: Option<String>,
+        /// A string, or a number (stored as its digits).
+        #[schema(max_length = 20)]
         zip_code: Option<String>,
+        #[schema(max_length = 100)]
         town: Option<String>,
+        #[schema(max_length = 3)]
         country: Option<String>,
+        /// An alias of `country` (`country` wins when both are sent).
+        #[schema(max_length = 3)]
         country_iso2: Option<String>,
+        #[schema(minimum = -90.0, maximum = 90.0)]
         latitude: Option<f64>,
+        #[schema(minimum = -180.0, maximum = 180.0)]
         longitude: Option<f64>,
     }
 }

@@ -68,3 +68,334 @@ pub async fn redoc_js() -> Response {
     )
         .into_response()
 }
+
+/// The statuses every operation of a kind answers, whether or not its handler mentions them:
+/// they come from the extractors and layers in front of every handler (bearer check, body
+/// reading, path and query parsing, the database). Added here once so that the document says what
+/// the server does (generated clients and fuzzers rely on it) without repeating it per handler.
+pub fn complete(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::{Value, json};
+
+    let mut doc = match serde_json::to_value(openapi) {
+        Ok(doc) => doc,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document could not be serialised");
+            return Value::Null;
+        }
+    };
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.insert(
+            "ErrorOut".to_owned(),
+            json!({"type": "object", "required": ["detail"],
+                   "properties": {"detail": {"type": "string"}}}),
+        );
+        schemas.insert(
+            "ValidationErrorOut".to_owned(),
+            json!({"type": "object", "required": ["detail"],
+                   "description": "Every invalid field at once, Podero/Django-Ninja style.",
+                   "properties": {"detail": {"type": "array", "items": {
+                       "type": "object", "required": ["loc", "msg", "type"],
+                       "properties": {
+                           "loc": {"type": "array", "items": {"type": ["string", "integer"]},
+                                   "description": "Where: `body`, `query` or `path`, then the field (list items by index)."},
+                           "msg": {"type": "string"},
+                           "type": {"type": "string"}}}}}}),
+        );
+    }
+    let error = |description: &str| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}})
+    };
+    let retry_after = json!({"Retry-After": {"description": "Seconds to wait before retrying",
+                                             "schema": {"type": "integer", "minimum": 0}}});
+    add_links(&mut doc);
+    tighten_write_schemas(&mut doc);
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(operation) = operation.as_object_mut() else {
+                continue;
+            };
+            let bearer = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            let json_body = operation
+                .get("requestBody")
+                .and_then(|b| b.pointer("/content/application~1json"))
+                .is_some();
+            let parameters = operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let in_path = parameters.iter().any(|p| p["in"] == "path");
+            let in_query = parameters.iter().any(|p| p["in"] == "query");
+            let responses = operation
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut();
+            let Some(responses) = responses else { continue };
+            // A handler's own description stays; what it left out (content, headers) is added.
+            let mut add = |status: &str, response: Value| {
+                let entry = responses.entry(status.to_owned()).or_insert(json!({}));
+                let (Some(entry), Value::Object(response)) = (entry.as_object_mut(), response)
+                else {
+                    return;
+                };
+                for (key, value) in response {
+                    let blank = entry
+                        .get(&key)
+                        .is_none_or(|v| v.as_str().is_some_and(str::is_empty));
+                    if blank {
+                        entry.insert(key, value);
+                    }
+                }
+            };
+            if bearer {
+                let mut unauthorized = error(
+                    "No, a malformed, an expired or a revoked access token (`WWW-Authenticate: Bearer`)",
+                );
+                unauthorized["headers"] =
+                    json!({"WWW-Authenticate": {"schema": {"type": "string"}}});
+                add("401", unauthorized);
+            }
+            if json_body {
+                add("400", error("The body is not well-formed JSON"));
+                add("413", error("The body is larger than 1 MiB"));
+                add(
+                    "415",
+                    error("The body is not declared as JSON (`Content-Type: application/json`)"),
+                );
+            }
+            if json_body || in_path || in_query {
+                let mut invalid = json!({
+                    "description": "Invalid field(s) or parameter(s), each named in `detail[].loc`",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationErrorOut"}}}});
+                if !json_body && !in_query {
+                    invalid["description"] = json!("A path id is not a UUID");
+                }
+                add("422", invalid);
+            }
+            if in_path && path.contains("{org_id}") {
+                add(
+                    "404",
+                    error(
+                        "No such object in the token's organisation (another organisation's id included)",
+                    ),
+                );
+            }
+            if path != "/metrics" {
+                let mut unavailable = error(
+                    "The database is unavailable or too slow right now; retry after `Retry-After` seconds",
+                );
+                unavailable["headers"] = retry_after.clone();
+                add("503", unavailable);
+            }
+        }
+    }
+    doc
+}
+
+/// OpenAPI links from each create to every operation on what it created (and below it), so that
+/// clients and stateful fuzzers can follow `POST …/users` → `GET …/users/{user_id}` → `POST
+/// …/electric-vehicles` → `…/{electric_vehicle_id}/plan`. Derived from the paths: a create on
+/// `P` answers the object whose `id` fills the `{…_id}` right after `P`.
+fn add_links(doc: &mut serde_json::Value) {
+    use serde_json::{Map, Value, json};
+
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+        return;
+    };
+    // (path of the collection, parameter the new id fills)
+    let creates: Vec<(String, String)> = paths
+        .iter()
+        .filter(|(_, ops)| ops.get("post").is_some())
+        .filter_map(|(path, _)| {
+            let child = paths.keys().find_map(|other| {
+                let rest = other.strip_prefix(path.as_str())?.strip_prefix("/{")?;
+                let (name, tail) = rest.split_once('}')?;
+                (tail.is_empty() && name.ends_with("_id")).then(|| name.to_owned())
+            })?;
+            Some((path.clone(), child))
+        })
+        .collect();
+    let mut links_by_create: Vec<(String, Map<String, Value>)> = Vec::new();
+    for (collection, id_param) in &creates {
+        let prefix = format!("{collection}/{{{id_param}}}");
+        let mut links = Map::new();
+        for (path, ops) in paths {
+            if !(path == &prefix || path.starts_with(&format!("{prefix}/"))) {
+                continue;
+            }
+            let Some(ops) = ops.as_object() else { continue };
+            for op in ops.values() {
+                let Some(operation_id) = op.get("operationId").and_then(Value::as_str) else {
+                    continue;
+                };
+                let mut parameters = Map::new();
+                for parameter in op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let Some(name) = parameter["name"].as_str() else {
+                        continue;
+                    };
+                    if parameter["in"] != "path" {
+                        continue;
+                    }
+                    let source = if name == id_param {
+                        "$response.body#/id".to_owned()
+                    } else {
+                        format!("$request.path.{name}")
+                    };
+                    // Only parameters the create's own path (or its answer) can supply.
+                    if name == id_param || collection.contains(&format!("{{{name}}}")) {
+                        parameters.insert(name.to_owned(), Value::String(source));
+                    }
+                }
+                if parameters.len()
+                    == op["parameters"]
+                        .as_array()
+                        .map_or(0, |p| p.iter().filter(|p| p["in"] == "path").count())
+                {
+                    links.insert(
+                        operation_id.to_owned(),
+                        json!({"operationId": operation_id, "parameters": parameters}),
+                    );
+                }
+            }
+        }
+        links_by_create.push((collection.clone(), links));
+    }
+    for (collection, links) in links_by_create {
+        if links.is_empty() {
+            continue;
+        }
+        if let Some(ok) = doc
+            .get_mut("paths")
+            .and_then(|p| p.get_mut(&collection))
+            .and_then(|ops| ops.get_mut("post"))
+            .and_then(|op| op.pointer_mut("/responses/200"))
+            .and_then(Value::as_object_mut)
+        {
+            ok.insert("links".to_owned(), Value::Object(links));
+        }
+    }
+}
+
+/// Request bodies read field by field ([`crate::body::Fields`]): unknown keys are refused
+/// (`additionalProperties: false`), the read-only keys of the object are accepted and ignored
+/// (listed as `readOnly`), and text never holds control characters.
+const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
+    ("UserWrite", crate::users::READ_ONLY),
+    ("BuildingWrite", crate::buildings::READ_ONLY),
+    ("ElectricVehicleWrite", crate::vehicles::write::READ_ONLY),
+    (
+        "DeviceModelWrite",
+        crate::vehicles::write::DEVICE_MODEL_READ_ONLY,
+    ),
+    ("PriceUploadWrite", &[]),
+    ("PriceUploadMetadata", &[]),
+    ("PricePointWrite", &[]),
+    ("AuthSessionIn", &[]),
+    ("DriveIn", &[]),
+    ("SetLevelIn", &[]),
+];
+
+/// Creates need fields a partial update does not: (operation, body schema, its create copy, required).
+const CREATE_SCHEMAS: &[(&str, &str, &str, &[&str])] = &[
+    ("create_user", "UserWrite", "UserCreate", &["role", "email"]),
+    (
+        "create_building",
+        "BuildingWrite",
+        "BuildingCreate",
+        &["name"],
+    ),
+];
+
+/// One line of text: no control character (what [`crate::body::Fields::string`] refuses).
+const ONE_LINE: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+/// Free text: tabs and line breaks allowed ([`crate::body::Fields::multiline`]).
+const MULTILINE: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+/// Fields read as free text rather than one line.
+const MULTILINE_FIELDS: &[&str] = &["comment"];
+
+fn tighten_write_schemas(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, read_only) in WRITE_SCHEMAS {
+        let Some(schema) = schemas.get_mut(*name).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (field, property) in properties.iter_mut() {
+            let is_text = property["type"] == "string"
+                || property["type"]
+                    .as_array()
+                    .is_some_and(|types| types.contains(&json!("string")));
+            let free_form = property.get("pattern").is_none()
+                && property.get("format").is_none()
+                && property.get("enum").is_none();
+            if is_text && free_form {
+                let pattern = if MULTILINE_FIELDS.contains(&field.as_str()) {
+                    MULTILINE
+                } else {
+                    ONE_LINE
+                };
+                property["pattern"] = Value::String(pattern.to_owned());
+            }
+        }
+        for field in *read_only {
+            properties.entry((*field).to_owned()).or_insert_with(|| {
+                json!({"readOnly": true, "description": "Read-only: accepted and ignored, so that an object read can be sent back."})
+            });
+        }
+    }
+    for (_, body, create, required) in CREATE_SCHEMAS {
+        if let Some(mut schema) = schemas.get(*body).cloned() {
+            schema["required"] = json!(required);
+            schemas.insert((*create).to_owned(), schema);
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+    {
+        let Some((_, body, create, _)) = CREATE_SCHEMAS
+            .iter()
+            .find(|(id, ..)| operation["operationId"] == *id)
+        else {
+            continue;
+        };
+        if let Some(reference) =
+            operation.pointer_mut("/requestBody/content/application~1json/schema/$ref")
+            && reference == &json!(format!("#/components/schemas/{body}"))
+        {
+            *reference = json!(format!("#/components/schemas/{create}"));
+        }
+    }
+}

@@ -44,7 +44,7 @@ use utoipa_axum::routes;
 
 /// The router and the OpenAPI document it was built with (they cannot drift: each route is
 /// registered together with its documentation).
-pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::oauth::token))
         .routes(routes!(auth::oauth::revoke))
@@ -91,6 +91,7 @@ pub fn router_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(ops::metrics))
         .with_state(state.clone())
         .split_for_parts();
+    let openapi = docs::complete(&openapi);
     let spec = openapi.clone();
     let router = api
         // Clients that drop the trailing slash still reach the token endpoints.

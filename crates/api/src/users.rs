@@ -18,7 +18,19 @@ use crate::params::{Ids, IncludeDeleted, OrgPath, Q, UserPath};
 use crate::state::AppState;
 
 const ROLES: &[&str] = &["admin", "staff", "user"];
-const READ_ONLY: &[&str] = &[
+
+/// A user's role, as the OpenAPI document shows it.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+enum UserRole {
+    #[schema(rename = "admin")]
+    Admin,
+    #[schema(rename = "staff")]
+    Staff,
+    #[schema(rename = "user")]
+    User,
+}
+pub(crate) const READ_ONLY: &[&str] = &[
     "id",
     "location_last_updated",
     "created_at",
@@ -81,18 +93,36 @@ write_body! {
     /// `country_iso2` is accepted as an alias of `country`. `id`, `location_last_updated`,
     /// `created_at`, `updated_at` and `deleted_at` are read-only and ignored when sent.
     pub struct UserWrite {
-        role: Option<String>,
-        email: Option<String>,
+        #[schema(required = false, inline)]
+        role: UserRole,
+        /// Unique (case-insensitive) among the organisation's live users.
+        #[schema(required = false, max_length = 254,
+            pattern = r"^[^@\s\x00-\x1F\x7F-\x9F]+@[^@\s.\x00-\x1F\x7F-\x9F]+(\.[^@\s.\x00-\x1F\x7F-\x9F]+)+$")]
+        email: String,
+        #[schema(max_length = 255)]
         external_user_id: Option<String>,
+        #[schema(max_length = 150)]
         first_name: Option<String>,
+        #[schema(max_length = 150)]
         last_name: Option<String>,
+        #[schema(max_length = 100)]
         street_and_number: Option<String>,
+        #[schema(max_length = 100)]
         street_add_info: Option<String>,
+        /// A string, or a number (stored as its digits).
+        #[schema(max_length = 20)]
         zip_code: Option<String>,
+        #[schema(max_length = 100)]
         town: Option<String>,
+        /// ISO 3166-1 alpha-2 or alpha-3 code, stored upper-case.
+        #[schema(pattern = "^[A-Za-z]{2,3}$")]
         country: Option<String>,
+        /// An alias of `country`; when both are sent they must agree.
+        #[schema(pattern = "^[A-Za-z]{2,3}$")]
         country_iso2: Option<String>,
+        #[schema(minimum = -90.0, maximum = 90.0)]
         latitude: Option<f64>,
+        #[schema(minimum = -180.0, maximum = 180.0)]
         longitude: Option<f64>,
     }
 }
@@ -112,16 +142,15 @@ struct UserPatch {
     longitude: Patch<f64>,
 }
 
+/// `local@domain.tld`: a local part and two or more dot-separated domain labels, none empty, without
+/// `@` or whitespace (the OpenAPI document states the same rule as a pattern).
 fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace())
-        && !domain.contains('@')
+    let plain =
+        |part: &str| !part.is_empty() && !part.contains('@') && !part.contains(char::is_whitespace);
+    plain(local) && domain.split('.').count() >= 2 && domain.split('.').all(|label| plain(label))
 }
 
 fn parse_patch(f: &mut Fields) -> UserPatch {

@@ -20,10 +20,21 @@ use crate::state::AppState;
 /// Longest window the read endpoint serves: a month of quarter-hours is ~3,000 points.
 const MAX_WINDOW_DAYS: i64 = 31;
 
+/// The slot lengths prices are read in, as the OpenAPI document shows them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub enum PriceResolution {
+    #[schema(rename = "15MIN")]
+    QuarterHour,
+    #[schema(rename = "1HOUR")]
+    Hour,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ZonePath {
     /// A Podero price zone, e.g. `DE_LU`.
+    #[param(value_type = crate::schemas::PriceZone)]
     pub price_zone: String,
 }
 
@@ -37,6 +48,7 @@ pub struct PriceWindowQuery {
     #[param(required = true, value_type = String, format = DateTime)]
     pub to: Option<String>,
     /// `15MIN` or `1HOUR`; defaults to the zone's native resolution.
+    #[param(inline, value_type = Option<PriceResolution>)]
     pub resolution: Option<String>,
 }
 

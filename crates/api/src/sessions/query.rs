@@ -20,6 +20,38 @@ const MAX_SAVINGS_DAYS: i64 = 1830;
 const MAX_DATA_DAYS: i64 = 366;
 const MAX_DATA_BUCKETS: i64 = 10_000;
 
+/// The buckets of `…/savings`, as the OpenAPI document shows them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub enum SavingsResolution {
+    #[schema(rename = "1DAY")]
+    Day,
+    #[schema(rename = "1WEEK")]
+    Week,
+    #[schema(rename = "1MONTH")]
+    Month,
+    #[schema(rename = "1QUARTER")]
+    Quarter,
+    #[schema(rename = "1YEAR")]
+    Year,
+}
+
+/// The buckets of `…/data`, as the OpenAPI document shows them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub enum DataResolution {
+    #[schema(rename = "15MIN")]
+    QuarterHour,
+    #[schema(rename = "1HOUR")]
+    Hour,
+    #[schema(rename = "1DAY")]
+    Day,
+    #[schema(rename = "1WEEK")]
+    Week,
+    #[schema(rename = "1MONTH")]
+    Month,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionsQuery {
@@ -47,6 +79,7 @@ pub struct SavingsQuery {
     #[param(required = true, value_type = String, format = Date)]
     pub to: Option<String>,
     /// `1DAY`, `1WEEK`, `1MONTH` (default), `1QUARTER` or `1YEAR`; buckets are aligned in UTC.
+    #[param(inline, value_type = Option<SavingsResolution>)]
     pub resolution: Option<String>,
 }
 
@@ -60,6 +93,7 @@ pub struct DataQuery {
     #[param(required = true, value_type = String, format = DateTime)]
     pub to_datetime: Option<String>,
     /// `15MIN` (default), `1HOUR`, `1DAY`, `1WEEK` or `1MONTH`; buckets are aligned in UTC.
+    #[param(inline, value_type = Option<DataResolution>)]
     pub resolution: Option<String>,
     /// Comma-separated subset of `price`, `battery_level`, `is_charging`, `is_plugged_in`,
     /// `is_at_optimized_location`, `estimated_consumption`, `unoptimized_consumption`; default all.

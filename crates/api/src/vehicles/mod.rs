@@ -3,7 +3,7 @@
 //! The object shown is in `out.rs`, the body written in `write.rs`; the handlers are here.
 
 mod out;
-mod write;
+pub(crate) mod write;
 
 use axum::Json;
 use axum::extract::State;

@@ -110,7 +110,9 @@ pub struct ElectricVehicleOut {
     pub charge_policy_last_updated_at: Option<DateTime<Utc>>,
     #[schema(default = 100)]
     pub minimum_charge_limit: Option<i32>,
-    #[schema(value_type = Option<String>, format = "time", default = "06:00:00")]
+    /// `HH:MM:SS`, local time of the vehicle's price zone (no offset: the zone's clock decides).
+    #[schema(value_type = Option<String>, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+        default = "06:00:00")]
     pub charge_deadline_at: Option<NaiveTime>,
     #[schema(default = false)]
     pub is_over_charge_allowed: Option<bool>,

@@ -13,7 +13,7 @@ use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::ApiResult;
 
 /// System-managed fields: accepted in a body (so a client can send back what it read) and ignored.
-const READ_ONLY: &[&str] = &[
+pub(crate) const READ_ONLY: &[&str] = &[
     "id",
     "connection_status",
     "monitoring_status",
@@ -62,7 +62,7 @@ const READ_ONLY: &[&str] = &[
     "actions",
 ];
 
-const DEVICE_MODEL_READ_ONLY: &[&str] = &[
+pub(crate) const DEVICE_MODEL_READ_ONLY: &[&str] = &[
     "device_type",
     "cloud_service_instructions",
     "cloud_service_signup_link",
@@ -91,6 +91,7 @@ write_body! {
         #[schema(minimum = 0, maximum = 100)]
         minimum_charge_limit: Option<i32>,
         /// `"HH:MM"` or `"HH:MM:SS"`, local time of the vehicle's price zone.
+        #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")]
         charge_deadline_at: Option<String>,
         is_charge_policy_enabled: Option<bool>,
         is_over_charge_allowed: Option<bool>,
@@ -265,7 +266,7 @@ fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
         building,
         price_zone,
         external_device_id: f.string("external_device_id", 255, false),
-        comment: f.string("comment", 300, false),
+        comment: f.multiline("comment", 300),
         charge_target_min: f.int("charge_target_min", 0, 100),
         minimum_charge_limit: f.int("minimum_charge_limit", 0, 100),
         charge_deadline_at: f.time_of_day("charge_deadline_at"),
