@@ -229,7 +229,7 @@ async fn control_characters_in_oauth_forms_are_refused_before_the_database() {
         let secret = &t.client_secret;
         for body in [
             format!("grant_type=client_credentials&client_id={id}%00&client_secret={secret}"),
-            format!("grant_type=client_credentials&client_id=%00&client_secret=x"),
+            "grant_type=client_credentials&client_id=%00&client_secret=x".to_owned(),
             format!("grant_type=client_credentials&client_id={id}&client_secret={secret}%00"),
             format!("grant_type=client_credentials%00&client_id={id}&client_secret={secret}"),
             format!(
