@@ -9,7 +9,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,23 +17,26 @@ use voltplan_clouds::{CloudError, CloudVehicleRef};
 use voltplan_store::{AuthSessionOutcome, AuthSessionRecord, OrgScope, StoreError, VehicleRecord};
 
 use crate::auth_session::relink_refusal;
+use crate::public_url::PublicUrl;
 use crate::state::AppState;
 
 /// Headers of every page: never cached (it carries a secret in its URL), never framed (an
-/// invisible frame could trick the driver into clicking *Allow*), no referrer (the secret URL must
-/// not reach the partner's site with the redirect), and nothing but inline style may load.
-const PAGE_HEADERS: [(HeaderName, &str); 5] = [
+/// invisible frame could trick the driver into clicking *Allow*), a referrer only to this server
+/// itself (the secret URL must not reach the partner's site with the redirect; the form's own
+/// post then carries a real `Origin`, which the CSRF check compares), and nothing but inline
+/// style may load.
+const PAGE_HEADERS: [(HeaderName, &str); 4] = [
     (header::CACHE_CONTROL, "no-store"),
-    (header::REFERRER_POLICY, "no-referrer"),
+    (header::REFERRER_POLICY, "same-origin"),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (
-        header::CONTENT_SECURITY_POLICY,
-        // No form-action: Chrome applies it to the redirect after the form, which goes to the
-        // partner's site.
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-    ),
 ];
+
+/// The content security policy of every page. Forms may post only here; the consent page adds
+/// the partner's origins (`with_form_targets`), since Chrome applies `form-action` to the
+/// redirect that follows the post too.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;\
 padding:0 1rem;color:#1f2328;line-height:1.5}h1{font-size:1.4rem}\
@@ -75,7 +78,63 @@ fn with_page_headers(mut response: Response) -> Response {
             .headers_mut()
             .insert(name, HeaderValue::from_static(value));
     }
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     response
+}
+
+/// Lets the consent form's post be redirected to the session's success and cancel URLs.
+fn with_form_targets(mut response: Response, session: &AuthSessionRecord) -> Response {
+    let mut policy = CSP.to_owned();
+    let urls = [&session.success_url, &session.cancel_url];
+    for url in urls.into_iter().flatten() {
+        let Ok(parsed) = url::Url::parse(url) else {
+            continue;
+        };
+        let origin = parsed.origin().ascii_serialization();
+        // A CSP source cannot name an IPv6 literal or an opaque origin ("null").
+        if origin.contains('[') || origin == "null" || policy.contains(&format!(" {origin}")) {
+            continue;
+        }
+        policy.push(' ');
+        policy.push_str(&origin);
+    }
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// Why a post must be refused as cross-site request forgery, if it must: a browser says where a
+/// form post comes from in `Sec-Fetch-Site` and `Origin`; a post another site made the driver's
+/// browser send could otherwise allow a re-link the driver never chose. A client sending
+/// neither header is no browser (or one too old to send either) and is let through.
+fn forgery_refusal(headers: &HeaderMap, public: &PublicUrl) -> Option<String> {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return Some(format!("Sec-Fetch-Site {site:?}"));
+    }
+    match headers.get(header::ORIGIN) {
+        Some(origin) if origin.as_bytes() != public.origin().as_bytes() => Some(format!(
+            "Origin {origin:?} is not the public URL's {:?} (is --public-url right?)",
+            public.origin()
+        )),
+        _ => None,
+    }
+}
+
+fn forbidden_page() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "<p>This form was sent from another site. Open the link your energy provider gave you \
+         and choose there.</p>",
+    )
 }
 
 fn not_found_page() -> Response {
@@ -87,7 +146,20 @@ fn not_found_page() -> Response {
     )
 }
 
-fn internal_error_page(cause: impl std::fmt::Display) -> Response {
+fn internal_error_page(cause: StoreError) -> Response {
+    if cause.is_unavailable() {
+        tracing::warn!(%cause, "consent page failed: database unavailable");
+        let mut response = page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            "<p>The service is busy. Please try again in a moment.</p>",
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::RETRY_AFTER_UNAVAILABLE_SECS),
+        );
+        return response;
+    }
     tracing::error!(%cause, "consent page failed");
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -164,7 +236,10 @@ pub async fn consent_page(
         id = escape(&session.id.to_string()),
         expires = escape(&session.expires_at.format("%Y-%m-%d %H:%M").to_string()),
     );
-    page(StatusCode::OK, "Reconnect your vehicle", &body)
+    with_form_targets(
+        page(StatusCode::OK, "Reconnect your vehicle", &body),
+        &session,
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,8 +263,13 @@ fn decision(body: &[u8]) -> Option<Decision> {
 pub async fn decide(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Some(why) = forgery_refusal(&headers, state.public_url()) {
+        tracing::warn!(reason = %why, "refused a cross-site post to a consent page");
+        return forbidden_page();
+    }
     let now = state.now();
     let (session, vehicle) = match open_session(&state, id, now).await {
         Ok(found) => found,

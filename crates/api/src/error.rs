@@ -7,6 +7,10 @@ use serde_json::json;
 use voltplan_core::validation::FieldError;
 use voltplan_store::StoreError;
 
+/// What a 503 asks clients to wait before retrying: long enough for a restarted database or a
+/// released lock, short enough that a partner's queue drains soon after.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("not found")]
@@ -18,7 +22,11 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("authentication required: {0}")]
+    /// No credentials were sent (RFC 6750 §3.1: the challenge then carries no error code).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Credentials were sent and are not valid.
+    #[error("authentication failed: {0}")]
     Unauthorized(&'static str),
     #[error("request body too large")]
     PayloadTooLarge,
@@ -29,6 +37,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("conflict")]
     Conflict(serde_json::Value),
+    /// The database is unreachable or did not answer in time, or the request ran past its
+    /// time limit: 503 with `Retry-After`. The cause is logged.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,6 +65,7 @@ impl From<StoreError> for ApiError {
                 "unique",
                 format!("{field} is already in use in this organisation"),
             )]),
+            other if other.is_unavailable() => ApiError::Unavailable(other.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -76,6 +89,18 @@ impl IntoResponse for ApiError {
                 .into_response(),
             ApiError::BadRequest(msg) => {
                 (StatusCode::BAD_REQUEST, axum::Json(json!({"detail": msg}))).into_response()
+            }
+            ApiError::Unauthenticated => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"detail": "Authentication credentials were not provided"})),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"voltplan\""),
+                );
+                response
             }
             ApiError::Unauthorized(why) => {
                 let mut response =
@@ -110,6 +135,10 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::Conflict(body) => (StatusCode::CONFLICT, axum::Json(body)).into_response(),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "request failed: service unavailable");
+                unavailable_response("The service is temporarily unavailable; retry later")
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (
@@ -120,6 +149,20 @@ impl IntoResponse for ApiError {
             }
         }
     }
+}
+
+/// 503 with `Retry-After` and `detail`.
+pub fn unavailable_response(detail: &'static str) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"detail": detail})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER_UNAVAILABLE_SECS),
+    );
+    response
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -117,8 +117,12 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
         )
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            ops::limit_request_time,
+        ))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(CatchPanicLayer::custom(ops::panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -51,6 +51,13 @@ impl PublicUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.0)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
 }
 
 impl Default for PublicUrl {
@@ -100,6 +107,12 @@ mod tests {
         ] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            PublicUrl::parse("https://Example.com:443/voltplan/")
+                .unwrap()
+                .origin(),
+            "https://example.com"
+        );
         let v6: SocketAddr = "[::1]:8080".parse().unwrap();
         assert_eq!(PublicUrl::from_bind(v6).as_str(), "http://[::1]:8080");
         assert!(PublicUrl::parse(PublicUrl::from_bind(v6).as_str()).is_ok());

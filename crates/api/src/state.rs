@@ -15,9 +15,17 @@ use crate::public_url::PublicUrl;
 pub struct ApiConfig {
     /// Lifetime of issued access tokens (Podero: 36,000 s).
     pub token_lifetime: Duration,
-    /// Failed token requests allowed per address within `failure_window`.
+    /// Failed token requests allowed per client address, and per client id, within
+    /// `failure_window`; beyond it failures are answered 429. A correct secret is never refused.
     pub max_token_failures: u32,
     pub failure_window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed. Empty (the default): the peer
+    /// address is the client's, and the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The longest a request may take before it is answered 503 with `Retry-After`.
+    pub request_timeout: std::time::Duration,
+    /// The longest `/healthz` waits for the database before it answers 503.
+    pub health_timeout: std::time::Duration,
     /// How long (real time) a verified bearer token is trusted without a database lookup; bounds
     /// how long a token revoked on another replica keeps working. Zero disables the cache.
     pub token_cache_ttl: std::time::Duration,
@@ -31,6 +39,9 @@ impl Default for ApiConfig {
             token_lifetime: Duration::seconds(36_000),
             max_token_failures: 10,
             failure_window: Duration::seconds(60),
+            trusted_proxies: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(30),
+            health_timeout: std::time::Duration::from_secs(2),
             token_cache_ttl: std::time::Duration::from_secs(2),
             public_url: PublicUrl::default(),
         }

@@ -414,7 +414,7 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
         );
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["x-frame-options"], "DENY");
-        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["referrer-policy"], "same-origin");
         assert!(html.contains("<form method=\"post\""), "{html}");
         assert!(html.contains("name=\"decision\" value=\"allow\""), "{html}");
         assert!(html.contains("name=\"decision\" value=\"deny\""), "{html}");
@@ -428,7 +428,7 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
         let (status, headers, _) = submit(&url, "decision=allow").await;
         assert_eq!(status, 303);
         assert_eq!(location(&headers), SUCCESS);
-        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["referrer-policy"], "same-origin");
         assert!(sandbox.snapshot(ev).unwrap().is_authorized);
         let stored = s.store.get_auth_session(session_id).await.unwrap();
         assert_eq!(stored.outcome, Some(AuthSessionOutcome::Success));

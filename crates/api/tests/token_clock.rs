@@ -172,15 +172,18 @@ async fn failed_token_requests_are_counted_on_the_token_clock() {
         }
         // The data clock moving past the 60 s window does not end the block…
         s.data_clock.advance(Duration::minutes(5));
-        let (status, _) = s.token_request(&client_id, &secret).await;
+        let (status, _) = s.token_request(&client_id, "guess").await;
         assert_eq!(
             status, 429,
             "still blocked: the window is on the token clock"
         );
-        // …the token clock does.
-        s.token_clock.advance(Duration::seconds(61));
+        // (The right secret is never refused.)
         let (status, body) = s.token_request(&client_id, &secret).await;
         assert_eq!(status, 200, "{body}");
+        // …the token clock does.
+        s.token_clock.advance(Duration::seconds(61));
+        let (status, body) = s.token_request(&client_id, "guess").await;
+        assert_eq!(status, 401, "{body}");
         s.stop().await;
     }
 }

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use voltplan_api::PublicUrl;
 use voltplan_clouds::SandboxConfig;
 use voltplan_clouds::registry::{self, BuiltClouds, CloudsConfig};
@@ -22,6 +23,55 @@ pub struct DatabaseArgs {
     /// `sqlite:PATH` (default `sqlite:voltplan.db`) or `postgres://user@host/db`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+}
+
+/// How long the server waits for the database, and for a whole request (`serve`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TimeoutArgs {
+    /// Seconds a request may wait for a free database connection (or a new one to open) before
+    /// it is answered 503 with Retry-After.
+    #[arg(long, env = "VOLTPLAN_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5.0)]
+    pub db_acquire_timeout_secs: f64,
+    /// Seconds a database statement may run or wait for a lock (PostgreSQL `statement_timeout`
+    /// and `lock_timeout`, SQLite `busy_timeout`) before the request is answered 503.
+    #[arg(
+        long,
+        env = "VOLTPLAN_DB_STATEMENT_TIMEOUT_SECS",
+        default_value_t = 10.0
+    )]
+    pub db_statement_timeout_secs: f64,
+    /// Seconds a whole request may take before it is answered 503 with Retry-After.
+    #[arg(long, env = "VOLTPLAN_REQUEST_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub request_timeout_secs: f64,
+    /// Seconds `/healthz` waits for the database before it answers 503.
+    #[arg(long, env = "VOLTPLAN_HEALTH_TIMEOUT_SECS", default_value_t = 2.0)]
+    pub health_timeout_secs: f64,
+}
+
+impl TimeoutArgs {
+    pub fn db_acquire_timeout(&self) -> anyhow::Result<Duration> {
+        seconds("--db-acquire-timeout-secs", self.db_acquire_timeout_secs)
+    }
+    pub fn db_statement_timeout(&self) -> anyhow::Result<Duration> {
+        seconds(
+            "--db-statement-timeout-secs",
+            self.db_statement_timeout_secs,
+        )
+    }
+    pub fn request_timeout(&self) -> anyhow::Result<Duration> {
+        seconds("--request-timeout-secs", self.request_timeout_secs)
+    }
+    pub fn health_timeout(&self) -> anyhow::Result<Duration> {
+        seconds("--health-timeout-secs", self.health_timeout_secs)
+    }
+}
+
+/// A positive, finite number of seconds as a duration.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+        anyhow::bail!("{flag} must be a number of seconds above 0 and at most 86400, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// The configured public URL, else `http://<bind>`, with a warning when that cannot be browsed.
@@ -98,6 +148,15 @@ pub fn print_credentials(b: &Bootstrap, base_url: &str) {
 pub async fn open_store(db: &DatabaseArgs, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     let mut options = ConnectOptions::new(&db.database_url);
     options.max_connections = connections;
+    open_store_with(db, options).await
+}
+
+/// Like [`open_store`], with every connect option given (`options.url` is replaced by `db`'s).
+pub async fn open_store_with(
+    db: &DatabaseArgs,
+    mut options: ConnectOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
+    options.url = db.database_url.clone();
     voltplan_store::connect(&options)
         .await
         .with_context(|| format!("opening the database {}", redact(&db.database_url)))

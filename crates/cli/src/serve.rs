@@ -3,15 +3,17 @@
 
 use anyhow::Context;
 use chrono::Duration;
-use std::net::SocketAddr;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use voltplan_api::{ApiConfig, AppState, PublicUrl};
 use voltplan_core::{Clock, SystemClock};
+use voltplan_store::ConnectOptions;
 
-use crate::runtime::DatabaseArgs;
 use crate::runtime::{
-    Background, CloudArgs, build_clouds, create_org_and_client, default_worker_id, open_store,
-    price_fetcher, print_credentials, public_url_or_bind, redact, shutdown_signal,
+    Background, CloudArgs, DatabaseArgs, TimeoutArgs, build_clouds, create_org_and_client,
+    default_worker_id, open_store_with, price_fetcher, print_credentials, public_url_or_bind,
+    redact, shutdown_signal,
 };
 
 #[derive(clap::Args, Debug)]
@@ -34,6 +36,13 @@ pub struct ServeArgs {
     /// API's sandbox endpoints.
     #[arg(long, env = "VOLTPLAN_WITH_WORKER")]
     pub with_worker: bool,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+    /// A reverse proxy (an address or a CIDR such as `10.0.0.0/8`) whose `X-Forwarded-For` is
+    /// believed: the client is the right-most address in it that is not a trusted proxy.
+    /// Repeat the flag, or comma-separate in the environment. Default: none (the peer address).
+    #[arg(long = "trusted-proxy", env = "VOLTPLAN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
     /// Where browsers reach this server (e.g. `https://ev.example.com`, behind a proxy): the
     /// base of links handed to drivers, such as auth_session's consent page. Default
     /// `http://<bind>`.
@@ -41,8 +50,20 @@ pub struct ServeArgs {
     pub public_url: Option<PublicUrl>,
 }
 
+/// `10.0.0.0/8`, or a single address (`10.0.0.1`, `::1`).
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a CIDR such as 10.0.0.0/8"))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.db, args.db_connections).await?;
+    let mut options = ConnectOptions::new(&args.db.database_url);
+    options.max_connections = args.db_connections;
+    options.acquire_timeout = args.timeouts.db_acquire_timeout()?;
+    options.statement_timeout = args.timeouts.db_statement_timeout()?;
+    let store = open_store_with(&args.db, options).await?;
     if store.count_organisations().await? == 0 {
         let b =
             create_org_and_client(store.as_ref(), "Default organisation", "default client").await?;
@@ -53,6 +74,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ApiConfig {
         token_lifetime: Duration::seconds(args.token_lifetime_secs),
         public_url: public_url_or_bind(args.public_url, args.bind),
+        trusted_proxies: args.trusted_proxies,
+        request_timeout: args.timeouts.request_timeout()?,
+        health_timeout: args.timeouts.health_timeout()?,
         ..ApiConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -26,6 +26,7 @@ pub use records::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 use voltplan_core::PriceZone;
 use voltplan_core::account::{BuildingDetails, Role, UserProfile};
@@ -55,6 +56,49 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// The database could not be reached or did not answer in time (refused or dropped
+    /// connections, an exhausted pool, a lock or statement timeout): worth retrying later,
+    /// unlike a broken query.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_unavailable(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => is_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // The primary result code is the low byte of an extended one:
+                // SQLITE_BUSY (5, busy_timeout ran out) and SQLITE_LOCKED (6).
+                Some(_) => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+                // PostgreSQL SQLSTATEs: connection exceptions (08…), too many connections
+                // (53300), lock_timeout (55P03), statement_timeout or cancel (57014), the server
+                // shutting down or starting (57P01–57P03).
+                None => {
+                    code.starts_with("08")
+                        || matches!(
+                            code,
+                            "53300" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+                        )
+                }
+            }
+        }
+        _ => false,
+    }
+}
 
 /// A change applied to an object inside the transaction that reads and writes it.
 /// Returning an error rolls the transaction back: nothing is half-written.
@@ -214,6 +258,12 @@ pub struct ConnectOptions {
     pub url: String,
     /// Connections to PostgreSQL, or readers on SQLite (which always has one writer).
     pub max_connections: u32,
+    /// The longest wait for a free connection of the pool (and, on PostgreSQL, for a new one
+    /// to open) before the call fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// The longest a statement may run or wait for a lock: PostgreSQL's `statement_timeout`
+    /// and `lock_timeout`, SQLite's `busy_timeout`. Migrations at start are exempt.
+    pub statement_timeout: Duration,
 }
 
 impl ConnectOptions {
@@ -221,6 +271,8 @@ impl ConnectOptions {
         Self {
             url: url.into(),
             max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -230,13 +282,9 @@ impl ConnectOptions {
 pub async fn connect(options: &ConnectOptions) -> Result<Arc<dyn Store>> {
     let url = options.url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PgStore::connect(url, options.max_connections).await?,
-        ))
+        Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
     } else if let Some(path) = sqlite_path(url) {
-        Ok(Arc::new(
-            sqlite::SqliteStore::connect(path, options.max_connections).await?,
-        ))
+        Ok(Arc::new(sqlite::SqliteStore::connect(path, options).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -771,6 +771,12 @@ mod stored_documents {
         assert_eq!(ids(store, org, three).await, vec![unknown]);
     }
 
+    fn two_connections() -> crate::ConnectOptions {
+        let mut options = crate::ConnectOptions::new("");
+        options.max_connections = 2;
+        options
+    }
+
     #[tokio::test]
     async fn absent_and_null_members_on_every_backend() {
         for backend in backends() {
@@ -778,13 +784,17 @@ mod stored_documents {
             match &backend {
                 Backend::Sqlite => {
                     let path = database.url().trim_start_matches("sqlite:");
-                    let store = SqliteStore::connect(path, 2).await.unwrap();
+                    let store = SqliteStore::connect(path, &two_connections())
+                        .await
+                        .unwrap();
                     absent_and_null_members_read_as_the_api_shows_them(&store).await;
                     store.read.close().await;
                     store.write.close().await;
                 }
                 Backend::Postgres(_) => {
-                    let store = PgStore::connect(database.url(), 2).await.unwrap();
+                    let store = PgStore::connect(database.url(), &two_connections())
+                        .await
+                        .unwrap();
                     absent_and_null_members_read_as_the_api_shows_them(&store).await;
                     store.write.close().await;
                 }

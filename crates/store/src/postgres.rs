@@ -2,15 +2,15 @@
 //! lock while migrating, so replicas that start together migrate once.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection, Postgres, Transaction};
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::str::FromStr;
 use uuid::Uuid;
 
 use crate::fleet::{CommandOutcome, CycleOutcome, Lease, ReadingRecord, SessionRecord};
 
-use crate::{Backend, Result};
+use crate::{Backend, ConnectOptions, Result};
 
 pub(crate) struct PgStore {
     pub(crate) read: PgPool,
@@ -18,13 +18,29 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+    pub(crate) async fn connect(url: &str, options: &ConnectOptions) -> Result<Self> {
+        let base = PgConnectOptions::from_str(url)?;
+        // Migrate on a connection of its own, without the pool's timeouts: a migration may take
+        // long, and replicas starting together wait for each other's advisory lock. Opening it
+        // first also reports an unreachable server at once, as the error the OS gave (a refused
+        // connection), where the pool would retry until its acquire timeout.
+        let mut migrator = base.connect().await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut migrator)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let _ = migrator.close().await;
+        // Every pooled connection bounds its statements and lock waits, so a held lock or a slow
+        // query ends as an error (SQLSTATE 55P03 / 57014) instead of holding the request.
+        let millis = options.statement_timeout.as_millis().max(1).to_string();
+        let bounded = base.options([
+            ("statement_timeout", millis.as_str()),
+            ("lock_timeout", millis.as_str()),
+        ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(bounded)
+            .await?;
         let store = Self {
             read: pool.clone(),
             write: pool,

@@ -7,9 +7,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
 
-use crate::{Backend, Result};
+use crate::{Backend, ConnectOptions, Result};
 
 pub(crate) struct SqliteStore {
     pub(crate) read: SqlitePool,
@@ -17,21 +16,26 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) async fn connect(path: &str, readers: u32) -> Result<Self> {
+    /// Opens (creating and migrating) the file; `options.max_connections` is the number of readers.
+    pub(crate) async fn connect(path: &str, options: &ConnectOptions) -> Result<Self> {
         let base = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // A commit survives a process crash; an OS crash may lose the last commits, never the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            // A write lock held elsewhere (another process, a stuck transaction) is waited for
+            // this long, then the call fails as unavailable instead of hanging.
+            .busy_timeout(options.statement_timeout);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(base.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
-            .max_connections(readers.max(1))
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(base.read_only(true))
             .await?;
         let store = Self { read, write };

@@ -1,16 +1,27 @@
-//! Slows down guessing of client secrets: after too many failed token requests from one address
-//! within a window, further token requests from it are refused until the window ends. Successful
-//! requests are never counted, so a busy, well-behaved client is not throttled.
+//! Slows down guessing of client secrets: after too many failed token requests from one client
+//! address, or for one client id, within a window, further failures are answered 429 until the
+//! window ends. Only failures are counted and throttled: a request with the right secret always
+//! gets its token, so an attacker can lock out neither a partner's address (behind a shared
+//! proxy) nor its client id. Counting per client id as well catches guesses spread over many
+//! addresses.
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+/// What failures are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    Address(IpAddr),
+    /// The SHA-256 of the client id as sent: fixed-size, whatever an attacker sends.
+    Client([u8; 32]),
+}
+
 pub struct FailureLimiter {
     max_failures: u32,
     window: Duration,
-    entries: Mutex<HashMap<IpAddr, Window>>,
+    entries: Mutex<HashMap<FailureKey, Window>>,
 }
 
 #[derive(Clone, Copy)]
@@ -18,6 +29,9 @@ struct Window {
     started: DateTime<Utc>,
     failures: u32,
 }
+
+/// Entries kept before windows that ended are forgotten.
+const PRUNE_ABOVE: usize = 100_000;
 
 impl FailureLimiter {
     pub fn new(max_failures: u32, window: Duration) -> Self {
@@ -28,23 +42,23 @@ impl FailureLimiter {
         }
     }
 
-    /// `Some(seconds to wait)` while the address is blocked.
-    pub fn blocked_for(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
+    /// `Some(seconds to wait)` while `key` has used up its failures.
+    pub fn blocked_for(&self, key: &FailureKey, now: DateTime<Utc>) -> Option<u64> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(&ip)?;
+        let entry = entries.get(key)?;
         let ends = entry.started + self.window;
         (entry.failures >= self.max_failures && now < ends)
             .then(|| (ends - now).num_seconds().max(1) as u64)
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: DateTime<Utc>) {
+    pub fn record_failure(&self, key: FailureKey, now: DateTime<Utc>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        // Keep memory bounded under a flood of addresses: forget windows that ended.
-        if entries.len() > 100_000 {
+        // Keep memory bounded under a flood of addresses or ids: forget windows that ended.
+        if entries.len() > PRUNE_ABOVE {
             let window = self.window;
             entries.retain(|_, w| w.started + window > now);
         }
-        let entry = entries.entry(ip).or_insert(Window {
+        let entry = entries.entry(key).or_insert(Window {
             started: now,
             failures: 0,
         });
@@ -65,18 +79,20 @@ mod tests {
     #[test]
     fn blocks_after_the_limit_until_the_window_ends() {
         let limiter = FailureLimiter::new(3, Duration::seconds(60));
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip = FailureKey::Address("127.0.0.1".parse().unwrap());
         let t0 = Utc::now();
         for _ in 0..3 {
-            assert_eq!(limiter.blocked_for(ip, t0), None);
-            limiter.record_failure(ip, t0);
+            assert_eq!(limiter.blocked_for(&ip, t0), None);
+            limiter.record_failure(ip.clone(), t0);
         }
         assert_eq!(
-            limiter.blocked_for(ip, t0 + Duration::seconds(10)),
+            limiter.blocked_for(&ip, t0 + Duration::seconds(10)),
             Some(50)
         );
-        assert_eq!(limiter.blocked_for(ip, t0 + Duration::seconds(60)), None);
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert_eq!(limiter.blocked_for(other, t0), None);
+        assert_eq!(limiter.blocked_for(&ip, t0 + Duration::seconds(60)), None);
+        let other = FailureKey::Address("127.0.0.2".parse().unwrap());
+        assert_eq!(limiter.blocked_for(&other, t0), None);
+        let client = FailureKey::Client([0; 32]);
+        assert_eq!(limiter.blocked_for(&client, t0), None);
     }
 }

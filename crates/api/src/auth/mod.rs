@@ -29,18 +29,11 @@ impl FromRequestParts<AppState> for Principal {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized(
-                "Authentication credentials were not provided",
-            ))?;
+            .ok_or(ApiError::Unauthenticated)?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(bearer_token)
             .ok_or(ApiError::Unauthorized(
                 "Malformed Authorization header: expected \"Bearer <token>\"",
             ))?;
@@ -64,6 +57,13 @@ impl FromRequestParts<AppState> for Principal {
             None => Err(ApiError::Unauthorized("Invalid or revoked access token")),
         }
     }
+}
+
+/// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 7235 §2.1).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// An authenticated caller whose organisation is the `{org_id}` of the path. Another
@@ -94,5 +94,20 @@ impl FromRequestParts<AppState> for OrgAccess {
             org: OrgScope::new(org_id),
             principal,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header}");
+        }
+        for header in ["Bearer", "Bearer ", "Token abc", "Bearerabc", "Basic abc"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
     }
 }

@@ -20,7 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utoipa::ToSchema;
 use voltplan_store::{NewAccessToken, StoreError};
 
+use super::limiter::FailureKey;
 use super::secret;
+use crate::error::RETRY_AFTER_UNAVAILABLE_SECS;
 use crate::state::AppState;
 
 /// RFC 6749 §5.2 error codes.
@@ -30,6 +32,8 @@ enum OAuthErrorCode {
     InvalidClient,
     UnsupportedGrantType,
     TooManyRequests,
+    /// The database is unreachable or did not answer in time: 503, retry later.
+    TemporarilyUnavailable,
     ServerError,
 }
 
@@ -43,7 +47,8 @@ struct OAuthError {
 /// The RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `slow_down` or `server_error`.
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `slow_down`,
+    /// `temporarily_unavailable` or `server_error`.
     pub error: &'static str,
     pub error_description: &'static str,
 }
@@ -54,6 +59,21 @@ impl OAuthError {
             code,
             description,
             retry_after_secs: None,
+        }
+    }
+
+    /// A store failure: 503 when the database is unavailable, else 500. The cause is logged.
+    fn from_store(what: &'static str, error: &StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "{what} failed: database unavailable");
+            OAuthError {
+                code: OAuthErrorCode::TemporarilyUnavailable,
+                description: "The service is temporarily unavailable; retry later",
+                retry_after_secs: Some(RETRY_AFTER_UNAVAILABLE_SECS),
+            }
+        } else {
+            tracing::error!(%error, "{what} failed");
+            OAuthError::new(OAuthErrorCode::ServerError, "Internal server error")
         }
     }
 }
@@ -67,6 +87,9 @@ impl IntoResponse for OAuthError {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type")
             }
             OAuthErrorCode::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+            OAuthErrorCode::TemporarilyUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
             OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         let mut response = (
@@ -95,20 +118,63 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The caller's address, for throttling failed attempts.
+/// The client's address, for throttling failed attempts: the peer's, or behind a trusted
+/// reverse proxy (`ApiConfig::trusted_proxies`) the one its `X-Forwarded-For` names.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(client_address(
+            peer,
+            &parts.headers,
+            &state.0.config.trusted_proxies,
+        )))
     }
+}
+
+/// The right-most address of `X-Forwarded-For` that is not a trusted proxy, when the peer is
+/// one; else the peer. Each proxy appends the address it saw, so entries left of the first
+/// untrusted one may be forged by the client and are never used. An entry that is not an
+/// address stops the walk at the last trusted hop.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = parse_hop(hop) else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// `1.2.3.4`, `2001:db8::1`, or either with a port (`1.2.3.4:5678`, `[2001:db8::1]:5678`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 /// Token request body (JSON as Podero documents it, or form-encoded).
@@ -163,6 +229,20 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
+/// Refuses control characters (a NUL above all: PostgreSQL refuses it in text, and no client id,
+/// secret, grant type or scope contains one) before anything reaches the database.
+fn refuse_control_characters<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<(), OAuthError> {
+    if values.into_iter().any(|v| v.chars().any(char::is_control)) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "Parameters must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Client credentials from HTTP Basic, else from the body.
 fn client_credentials(
     headers: &HeaderMap,
@@ -180,40 +260,62 @@ fn client_credentials(
     ))
 }
 
-/// Verifies a client's credentials; on success returns its organisation.
+/// Verifies a client's credentials; on success returns its organisation. A correct secret is
+/// never refused; failures are counted per address and per client id, and once either has used
+/// up its allowance they are answered 429 instead of 401.
 async fn authenticate_client(
     state: &AppState,
     ip: IpAddr,
     id: &str,
     presented: &str,
 ) -> Result<uuid::Uuid, OAuthError> {
-    let now = state.token_now();
-    if let Some(wait) = state.0.token_failures.blocked_for(ip, now) {
-        return Err(OAuthError {
-            code: OAuthErrorCode::TooManyRequests,
-            description: "Too many failed attempts; retry later",
-            retry_after_secs: Some(wait),
-        });
+    match verify_client(state, id, presented).await? {
+        Some(org_id) => Ok(org_id),
+        None => {
+            let now = state.token_now();
+            let limiter = &state.0.token_failures;
+            let keys = [
+                FailureKey::Address(ip),
+                FailureKey::Client(secret::sha256(id)),
+            ];
+            let wait = keys
+                .iter()
+                .filter_map(|key| limiter.blocked_for(key, now))
+                .max();
+            for key in keys {
+                limiter.record_failure(key, now);
+            }
+            Err(match wait {
+                Some(wait) => OAuthError {
+                    code: OAuthErrorCode::TooManyRequests,
+                    description: "Too many failed attempts; retry later",
+                    retry_after_secs: Some(wait),
+                },
+                None => OAuthError::new(
+                    OAuthErrorCode::InvalidClient,
+                    "Client authentication failed",
+                ),
+            })
+        }
     }
-    let invalid = || {
-        OAuthError::new(
-            OAuthErrorCode::InvalidClient,
-            "Client authentication failed",
-        )
-    };
+}
+
+/// `Some(org)` when `presented` is the secret of the live client `id`. An unknown or revoked id
+/// costs one Argon2 verification too (against a dummy hash), so the time taken does not tell
+/// which client ids exist.
+async fn verify_client(
+    state: &AppState,
+    id: &str,
+    presented: &str,
+) -> Result<Option<uuid::Uuid>, OAuthError> {
     let client = match state.store().get_api_client(id).await {
-        Ok(client) if client.revoked_at.is_none() => client,
-        Ok(_) | Err(StoreError::NotFound) => {
-            state.0.token_failures.record_failure(ip, now);
-            return Err(invalid());
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "client lookup failed");
-            return Err(OAuthError::new(
-                OAuthErrorCode::ServerError,
-                "Internal server error",
-            ));
-        }
+        Ok(client) if client.revoked_at.is_none() => Some(client),
+        Ok(_) | Err(StoreError::NotFound) => None,
+        Err(e) => return Err(OAuthError::from_store("client lookup", &e)),
+    };
+    let Some(client) = client else {
+        verify_off_thread(presented, secret::dummy_hash().to_owned(), "unknown").await;
+        return Ok(None);
     };
     let presented_digest = secret::token_hash(presented);
     let cached = {
@@ -226,32 +328,33 @@ async fn authenticate_client(
             .get(id)
             .is_some_and(|(phc, digest)| *phc == client.secret_hash && *digest == presented_digest)
     };
-    let ok = cached || {
-        let (secret, phc) = (presented.to_owned(), client.secret_hash.clone());
-        // Argon2 is deliberately slow: keep it off the async workers.
-        tokio::task::spawn_blocking(move || secret::verify_secret(&secret, &phc))
-            .await
-            .unwrap_or(false)
-    };
-    if !ok {
-        state.0.token_failures.record_failure(ip, now);
-        return Err(invalid());
+    if cached {
+        return Ok(Some(client.org_id));
     }
-    if !cached {
-        let mut cache = state
-            .0
-            .verified_secrets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(
-            id.to_owned(),
-            (client.secret_hash.clone(), presented_digest),
-        );
+    if !verify_off_thread(presented, client.secret_hash.clone(), "known").await {
+        return Ok(None);
     }
-    Ok(client.org_id)
+    let mut cache = state
+        .0
+        .verified_secrets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if cache.len() > 10_000 {
+        cache.clear();
+    }
+    cache.insert(id.to_owned(), (client.secret_hash, presented_digest));
+    Ok(Some(client.org_id))
+}
+
+/// One Argon2 verification, counted by whether the client id was `known` (Argon2 is
+/// deliberately slow: it runs off the async workers).
+async fn verify_off_thread(presented: &str, phc: String, client: &'static str) -> bool {
+    metrics::counter!("voltplan_client_secret_verifications_total", "client" => client)
+        .increment(1);
+    let presented = presented.to_owned();
+    tokio::task::spawn_blocking(move || secret::verify_secret(&presented, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 /// Obtain an access token with the client-credentials grant.
@@ -264,7 +367,8 @@ async fn authenticate_client(
         (status = 200, description = "A new bearer token", body = TokenResponse),
         (status = 400, description = "`invalid_request` or `unsupported_grant_type`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed attempts from this address", body = OAuthErrorBody),
+        (status = 429, description = "`slow_down`: too many failed attempts from this address or for this client id; a correct secret is still accepted", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: retry after `Retry-After` seconds", body = OAuthErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -301,6 +405,7 @@ async fn issue_token(
             "The body must be JSON or form-encoded",
         )
     })?;
+    refuse_control_characters(params.values().map(String::as_str))?;
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
@@ -316,6 +421,7 @@ async fn issue_token(
             "Client authentication failed",
         )
     })?;
+    refuse_control_characters([client_id.as_str(), client_secret.as_str()])?;
     let org_id = authenticate_client(state, ip, &client_id, &client_secret).await?;
     let (token, token_hash) = secret::generate_access_token();
     let now = state.token_now();
@@ -330,10 +436,7 @@ async fn issue_token(
             expires_at: now + lifetime,
         })
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "storing an access token failed");
-            OAuthError::new(OAuthErrorCode::ServerError, "Internal server error")
-        })?;
+        .map_err(|e| OAuthError::from_store("storing an access token", &e))?;
     Ok(TokenResponse {
         access_token: token,
         expires_in: lifetime.num_seconds(),
@@ -376,6 +479,7 @@ pub async fn revoke(
                 "The body must be JSON or form-encoded",
             )
         })?;
+        refuse_control_characters(params.values().map(String::as_str))?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
@@ -386,6 +490,7 @@ pub async fn revoke(
                     "Client authentication failed",
                 )
             })?;
+        refuse_control_characters([client_id.as_str(), client_secret.as_str()])?;
         authenticate_client(&state, ip, &client_id, &client_secret).await?;
         let hash = secret::token_hash(token);
         state.0.tokens.remove(&hash);
@@ -393,10 +498,7 @@ pub async fn revoke(
             .store()
             .revoke_access_token(&hash, &client_id, state.token_now())
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "revoking a token failed");
-                OAuthError::new(OAuthErrorCode::ServerError, "Internal server error")
-            })?;
+            .map_err(|e| OAuthError::from_store("revoking a token", &e))?;
         Ok::<_, OAuthError>(())
     }
     .await;
@@ -409,6 +511,53 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_is_taken_from_trusted_proxies_only() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let forwarded = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            }
+            headers
+        };
+        let proxies = [net("10.0.0.0/8")];
+        let spoofed = forwarded(&["6.6.6.6, 203.0.113.7"]);
+        // No trusted proxy: the header is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &spoofed, &[]),
+            ip("10.0.0.2")
+        );
+        // From an untrusted peer: ignored as well.
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &spoofed, &proxies),
+            ip("198.51.100.1")
+        );
+        // Through a trusted proxy: the right-most untrusted entry, never the forgeable left.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &spoofed, &proxies),
+            ip("203.0.113.7")
+        );
+        // Through two trusted proxies, across repeated headers, with ports.
+        let chained = forwarded(&["6.6.6.6, 203.0.113.7:4711", "10.1.2.3"]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &chained, &proxies),
+            ip("203.0.113.7")
+        );
+        // Garbage stops at the last trusted hop.
+        let garbage = forwarded(&["203.0.113.7, not-an-ip"]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &garbage, &proxies),
+            ip("10.0.0.2")
+        );
+        // An IPv4 peer seen on an IPv6 socket is still matched.
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.2"), &spoofed, &proxies),
+            ip("203.0.113.7")
+        );
+    }
 
     #[test]
     fn form_bodies_decode_per_whatwg() {

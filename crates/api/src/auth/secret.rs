@@ -9,6 +9,7 @@ use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not hash the client secret: {0}")]
@@ -51,6 +52,15 @@ pub fn verify_secret(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// An Argon2id hash of a random secret nobody knows, made with the parameters of every new
+/// client secret: verifying against it when a client id is unknown costs what a wrong secret for
+/// a known id costs.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: LazyLock<String> =
+        LazyLock::new(|| hash_secret(&generate_client_secret()).unwrap_or_default());
+    &DUMMY
+}
+
 /// A new opaque bearer token and its SHA-256, the only form stored.
 pub fn generate_access_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
@@ -61,7 +71,11 @@ pub fn generate_access_token() -> (String, Vec<u8>) {
 }
 
 pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    sha256(token).to_vec()
+}
+
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -76,6 +90,14 @@ mod tests {
         assert!(verify_secret(&secret, &phc));
         assert!(!verify_secret("wrong", &phc));
         assert!(!verify_secret(&secret, "not a phc string"));
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_parameters_of_real_ones() {
+        let real = hash_secret(&generate_client_secret()).unwrap();
+        let params = |phc: &str| phc.rsplitn(3, '$').nth(2).map(str::to_owned);
+        assert_eq!(params(dummy_hash()), params(&real), "{}", dummy_hash());
+        assert!(!verify_secret("", dummy_hash()));
     }
 
     #[test]

@@ -50,6 +50,16 @@ impl TestServer {
         Self::boot(backend, config, false).await.0
     }
 
+    /// Like `start_with`, with the store opened by `connect` (timeouts, pool size, a URL through
+    /// a proxy) from the test database's URL and the default options.
+    pub async fn start_with_connect(
+        backend: &Backend,
+        config: ApiConfig,
+        connect: impl FnOnce(ConnectOptions) -> ConnectOptions,
+    ) -> TestServer {
+        Self::boot_with(backend, config, false, connect).await.0
+    }
+
     /// A server on a fresh database of `backend`, with a sandbox simulator on the server's clock
     /// when `with_sandbox` (`AppState::with_sandbox`).
     async fn boot(
@@ -57,10 +67,19 @@ impl TestServer {
         config: ApiConfig,
         with_sandbox: bool,
     ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
+        Self::boot_with(backend, config, with_sandbox, |options| options).await
+    }
+
+    async fn boot_with(
+        backend: &Backend,
+        config: ApiConfig,
+        with_sandbox: bool,
+        connect: impl FnOnce(ConnectOptions) -> ConnectOptions,
+    ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
         let database = TestDatabase::create(backend, "voltplan-api").await;
         let mut options = ConnectOptions::new(database.url());
         options.max_connections = 4;
-        let store = voltplan_store::connect(&options).await.unwrap();
+        let store = voltplan_store::connect(&connect(options)).await.unwrap();
         let clock = Arc::new(ManualClock::new(start_of_test()));
         // Bound first, so links the server hands out (auth_session) point at this very server.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,6 +136,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The URL of this server's test database (for a second connection of the test's own).
+    pub fn database_url(&self) -> &str {
+        self.database.url()
     }
 
     /// A new organisation with an API client and a fresh token obtained over HTTP.

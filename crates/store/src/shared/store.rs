@@ -48,6 +48,11 @@ impl Store for ThisStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
+        // SQLite's one writer is a pool of its own: a writer stuck behind a lock is an outage
+        // for every write, though reads still work. (On PostgreSQL both are the same pool.)
+        if BACKEND == Backend::Sqlite {
+            sqlx::query("SELECT 1").execute(&self.write).await?;
+        }
         Ok(())
     }
 
