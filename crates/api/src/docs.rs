@@ -313,6 +313,10 @@ const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
     ("SetLevelIn", &[]),
 ];
 
+/// Bodies that ignore unknown keys (OAuth2, RFC 6749 §3.2) but refuse control characters in
+/// the ones they read.
+const OPEN_SCHEMAS: &[&str] = &["TokenRequest", "RevokeRequest"];
+
 /// Creates need fields a partial update does not: (operation, body schema, its create copy, required).
 const CREATE_SCHEMAS: &[(&str, &str, &str, &[&str])] = &[
     ("create_user", "UserWrite", "UserCreate", &["role", "email"]),
@@ -340,11 +344,15 @@ fn tighten_write_schemas(doc: &mut serde_json::Value) {
     else {
         return;
     };
-    for (name, read_only) in WRITE_SCHEMAS {
-        let Some(schema) = schemas.get_mut(*name).and_then(Value::as_object_mut) else {
+    let closed = WRITE_SCHEMAS.iter().map(|(name, read_only)| (*name, Some(*read_only)));
+    let open = OPEN_SCHEMAS.iter().map(|name| (*name, None));
+    for (name, read_only) in closed.chain(open) {
+        let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) else {
             continue;
         };
-        schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+        if read_only.is_some() {
+            schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+        }
         let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
             continue;
         };
@@ -356,6 +364,10 @@ fn tighten_write_schemas(doc: &mut serde_json::Value) {
             let free_form = property.get("pattern").is_none()
                 && property.get("format").is_none()
                 && property.get("enum").is_none();
+            // A zip code may also be sent as a number (stored as its digits).
+            if field == "zip_code" {
+                property["type"] = json!(["string", "number", "null"]);
+            }
             if is_text && free_form {
                 let pattern = if MULTILINE_FIELDS.contains(&field.as_str()) {
                     MULTILINE
@@ -365,7 +377,7 @@ fn tighten_write_schemas(doc: &mut serde_json::Value) {
                 property["pattern"] = Value::String(pattern.to_owned());
             }
         }
-        for field in *read_only {
+        for field in read_only.unwrap_or_default() {
             properties.entry((*field).to_owned()).or_insert_with(|| {
                 json!({"readOnly": true, "description": "Read-only: accepted and ignored, so that an object read can be sent back."})
             });

@@ -181,7 +181,16 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
+    #[schema(inline, value_type = GrantType)]
     pub grant_type: String,
+}
+
+/// The one grant this server issues tokens for, as the OpenAPI document shows it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+enum GrantType {
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -227,6 +236,24 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// The parameters the token endpoints read; any other is ignored, as RFC 6749 §3.2 asks.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
+
+/// The values of the parameters this server reads.
+fn known_values(params: &HashMap<String, String>) -> impl Iterator<Item = &str> {
+    params
+        .iter()
+        .filter(|(key, _)| KNOWN_PARAMETERS.contains(&key.as_str()))
+        .map(|(_, value)| value.as_str())
 }
 
 /// Refuses control characters (a NUL above all: PostgreSQL refuses it in text, and no client id,
@@ -405,7 +432,14 @@ async fn issue_token(
             "The body must be JSON or form-encoded",
         )
     })?;
-    refuse_control_characters(params.values().map(String::as_str))?;
+    refuse_control_characters(known_values(&params))?;
+    // No client authentication at all is a 401 before anything about the grant is said.
+    let (client_id, client_secret) = client_credentials(headers, &params).ok_or_else(|| {
+        OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "Client authentication failed",
+        )
+    })?;
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
@@ -415,12 +449,6 @@ async fn issue_token(
             "Only the client_credentials grant is supported",
         ));
     }
-    let (client_id, client_secret) = client_credentials(headers, &params).ok_or_else(|| {
-        OAuthError::new(
-            OAuthErrorCode::InvalidClient,
-            "Client authentication failed",
-        )
-    })?;
     refuse_control_characters([client_id.as_str(), client_secret.as_str()])?;
     let org_id = authenticate_client(state, ip, &client_id, &client_secret).await?;
     let (token, token_hash) = secret::generate_access_token();
@@ -479,7 +507,7 @@ pub async fn revoke(
                 "The body must be JSON or form-encoded",
             )
         })?;
-        refuse_control_characters(params.values().map(String::as_str))?;
+        refuse_control_characters(known_values(&params))?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
