@@ -344,7 +344,9 @@ fn tighten_write_schemas(doc: &mut serde_json::Value) {
     else {
         return;
     };
-    let closed = WRITE_SCHEMAS.iter().map(|(name, read_only)| (*name, Some(*read_only)));
+    let closed = WRITE_SCHEMAS
+        .iter()
+        .map(|(name, read_only)| (*name, Some(*read_only)));
     let open = OPEN_SCHEMAS.iter().map(|name| (*name, None));
     for (name, read_only) in closed.chain(open) {
         let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) else {
