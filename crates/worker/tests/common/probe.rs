@@ -66,18 +66,23 @@ impl Probe {
             .push((self.clock.now(), kind));
     }
 
-    /// Forwards a command to the sandbox, unless this car's commands hang before delivery.
-    async fn deliver(
+    /// Logs a command and forwards it to the sandbox, unless this car's commands hang before
+    /// delivery.
+    async fn forward(
         &self,
+        kind: &'static str,
         vehicle: &CloudVehicleRef,
+        key: &str,
         send: impl Future<Output = Result<CommandReceipt, CloudError>>,
     ) -> Result<CommandReceipt, CloudError> {
+        self.log(kind);
         if self.hang && self.undelivered.contains(&vehicle.vehicle_id) {
             self.commands.fetch_add(1, Ordering::SeqCst);
             self.reached.notify_one();
             std::future::pending::<()>().await;
         }
-        send.await
+        let receipt = send.await;
+        self.after(key, receipt).await
     }
 
     async fn after(
@@ -111,22 +116,16 @@ impl VehicleCloud for Probe {
         vehicle: &CloudVehicleRef,
         key: &str,
     ) -> Result<CommandReceipt, CloudError> {
-        self.log("start");
-        let r = self
-            .deliver(vehicle, self.inner.start_charging(vehicle, key))
-            .await;
-        self.after(key, r).await
+        let send = self.inner.start_charging(vehicle, key);
+        self.forward("start", vehicle, key, send).await
     }
     async fn stop_charging(
         &self,
         vehicle: &CloudVehicleRef,
         key: &str,
     ) -> Result<CommandReceipt, CloudError> {
-        self.log("stop");
-        let r = self
-            .deliver(vehicle, self.inner.stop_charging(vehicle, key))
-            .await;
-        self.after(key, r).await
+        let send = self.inner.stop_charging(vehicle, key);
+        self.forward("stop", vehicle, key, send).await
     }
     async fn set_charge_limit(
         &self,
