@@ -17,4 +17,6 @@ pub use registry::{
 pub use sandbox::catalogue::{embedded_catalogue, find_model, parse_catalogue};
 pub use sandbox::failures::{FailureProfile, FailureScope, RateLimit};
 pub use sandbox::physics::{PhysicsParams, VehicleSpec};
-pub use sandbox::{SandboxCloud, SandboxConfig, SandboxError, SandboxInitial, SandboxSnapshot};
+pub use sandbox::{
+    ReceivedCommand, SandboxCloud, SandboxConfig, SandboxError, SandboxInitial, SandboxSnapshot,
+};

@@ -13,6 +13,27 @@ use voltplan_core::vehicle::EvState;
 
 use crate::{OrgScope, Result, VehicleRecord};
 
+/// A table of devices the worker leases. The lease SQL (claim, fence, release) is the same on
+/// each, with the table's name in it; the row a claim reads and a finish writes is the kind's own
+/// (`claim_vehicles` / `finish_cycles` for [`DeviceTable::ElectricVehicles`]). A second kind of
+/// device is a second variant, with its own claim and finish built on the shared lease SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceTable {
+    ElectricVehicles,
+}
+
+impl DeviceTable {
+    /// Every leased table: released together at a worker's shutdown.
+    pub const ALL: [DeviceTable; 1] = [DeviceTable::ElectricVehicles];
+
+    /// The table's name, for SQL text (never user input).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DeviceTable::ElectricVehicles => "electric_vehicles",
+        }
+    }
+}
+
 /// A worker's hold on one vehicle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -200,6 +221,13 @@ pub trait FleetStore: Send + Sync {
         detail: Option<&str>,
     ) -> Result<()>;
     async fn find_command(&self, idempotency_key: &str) -> Result<Option<CommandRecord>>;
+    /// A vehicle's commands still `sent` or `accepted` that were issued under a lease epoch before
+    /// `before_epoch`: a worker that takes the vehicle over resolves them.
+    async fn unresolved_commands(
+        &self,
+        vehicle_id: Uuid,
+        before_epoch: i64,
+    ) -> Result<Vec<CommandRecord>>;
     async fn list_commands(&self, vehicle_id: Uuid) -> Result<Vec<CommandRecord>>;
 
     async fn append_reading(&self, reading: &ReadingRecord) -> Result<()>;

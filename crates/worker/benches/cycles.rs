@@ -13,11 +13,11 @@ use std::time::Instant;
 use chrono::{Duration, TimeZone, Utc};
 use voltplan_clouds::{SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec};
 use voltplan_core::{ManualClock, PriceZone};
-use voltplan_store::{ConnectOptions, Store, connect, new_building};
-use voltplan_test_support::{Backend, TestDatabase, backends};
+use voltplan_store::{Store, new_building};
+use voltplan_test_support::backends;
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
-// The tests' fixtures: one way to make an organisation with a user.
+// The tests' fixtures: one way to open a throw-away store and make an organisation with a user.
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -148,16 +148,8 @@ async fn bench(name: &str, store: Arc<dyn Store>) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     for backend in backends() {
-        let database = TestDatabase::create(&backend, "voltplan-bench").await;
-        let mut options = ConnectOptions::new(database.url());
-        if let Backend::Postgres(_) = backend {
-            options.max_connections = 32;
-        }
-        let store = connect(&options)
-            .await
-            .unwrap_or_else(|e| panic!("open {}: {e}", backend.name()));
-        bench(backend.name(), store.clone()).await;
-        drop(store);
-        database.drop_database().await;
+        let db = common::Db::open(&backend).await;
+        bench(backend.name(), db.store.clone()).await;
+        db.drop_database().await;
     }
 }

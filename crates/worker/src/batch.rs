@@ -10,7 +10,9 @@ use voltplan_core::Clock;
 use voltplan_store::Store;
 
 use crate::cycle::{CycleResult, Cycler};
+use crate::device::DeviceKind;
 use crate::error::WorkerError;
+use crate::ev::ElectricVehicles;
 
 use crate::clouds::Clouds;
 use crate::config::WorkerConfig;
@@ -77,15 +79,25 @@ impl Worker {
 
     /// Claims one batch of due vehicles and cycles it, `concurrency` at a time.
     pub async fn run_once(&self) -> Result<CycleStats, WorkerError> {
+        let vehicles = ElectricVehicles {
+            store: self.store.as_ref(),
+            clouds: &self.clouds,
+        };
+        self.run_batch(&vehicles).await
+    }
+
+    /// One batch of one kind of device: claim, price books, cycles, one fenced finish.
+    async fn run_batch<K: DeviceKind>(&self, kind: &K) -> Result<CycleStats, WorkerError> {
         let now = self.clock.now();
         let began = std::time::Instant::now();
-        let claimed = self
-            .store
-            .claim_vehicles(
-                &self.config.worker_id,
+        let config = &self.config;
+        let claimed = kind
+            .claim(
+                self.store.as_ref(),
+                &config.worker_id,
                 now,
-                self.config.lease_for,
-                self.config.batch_size,
+                config.lease_for,
+                config.batch_size,
             )
             .await?;
         let mut stats = CycleStats {
@@ -95,31 +107,31 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(stats);
         }
-        let books = price_book::load_price_books(self.store.as_ref(), &claimed, now).await?;
+        let keys = claimed.iter().map(K::price_key);
+        let books = price_book::load_price_books(self.store.as_ref(), keys, now).await?;
         stats.claim_time = began.elapsed();
         let began = std::time::Instant::now();
         let cycler = Cycler {
-            store: self.store.as_ref(),
-            clouds: &self.clouds,
+            kind,
             clock: self.clock.as_ref(),
-            config: &self.config,
+            config,
         };
-        let results: Vec<Result<CycleResult, WorkerError>> = futures::stream::iter(claimed)
-            .map(|vehicle| {
-                let book = books
-                    .get(&(vehicle.vehicle.price_zone, vehicle.vehicle.org_id))
-                    .cloned();
-                let span = tracing::info_span!(
-                    "vehicle_cycle",
-                    vehicle_id = %vehicle.vehicle.id,
-                    epoch = vehicle.lease.epoch,
-                    worker = %self.config.worker_id
-                );
-                async move { cycler.cycle(vehicle, book).await }.instrument(span)
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<Result<CycleResult<K::Outcome>, WorkerError>> =
+            futures::stream::iter(claimed)
+                .map(|device| {
+                    let book = books.get(&K::price_key(&device)).cloned();
+                    let lease = K::lease(&device);
+                    let span = tracing::info_span!(
+                        "vehicle_cycle",
+                        vehicle_id = %lease.vehicle_id,
+                        epoch = lease.epoch,
+                        worker = %config.worker_id
+                    );
+                    async move { cycler.cycle(device, book).await }.instrument(span)
+                })
+                .buffer_unordered(config.concurrency.max(1))
+                .collect()
+                .await;
         stats.cycle_time = began.elapsed();
         let began = std::time::Instant::now();
         let mut finishes = Vec::with_capacity(results.len());
@@ -138,7 +150,7 @@ impl Worker {
             }
         }
         // One commit for the whole batch: on PostgreSQL a commit per vehicle dominated the cycle.
-        let written = self.store.finish_cycles(&finishes).await?;
+        let written = kind.finish(self.store.as_ref(), &finishes).await?;
         stats.finish_time = began.elapsed();
         for ((lease, _), written) in finishes.iter().zip(written) {
             if written {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use voltplan_core::{PriceSlot, PriceZone};
-use voltplan_store::fleet::ClaimedVehicle;
 use voltplan_store::{OrgScope, Store, StoreError};
 
 /// Prices for one (zone, organisation), read once per batch.
@@ -79,15 +78,14 @@ const PRICE_LOOKBACK: Duration = Duration::days(8);
 /// How far ahead the planner may plan (a weekly deadline is at most 7 days away).
 const PRICE_LOOKAHEAD: Duration = Duration::days(8);
 
-/// The price books of a batch: one per (zone, organisation) of its vehicles.
+/// The price books of a batch: one per (zone, organisation) of its devices.
 pub(crate) async fn load_price_books(
     store: &dyn Store,
-    claimed: &[ClaimedVehicle],
+    keys: impl IntoIterator<Item = (PriceZone, Uuid)>,
     now: DateTime<Utc>,
 ) -> Result<HashMap<(PriceZone, Uuid), Arc<PriceBook>>, StoreError> {
     let mut books = HashMap::new();
-    for c in claimed {
-        let key = (c.vehicle.price_zone, c.vehicle.org_id);
+    for key in keys {
         if books.contains_key(&key) {
             continue;
         }

@@ -29,6 +29,10 @@ pub struct VehicleRuntime {
     /// Steering gave up for this session: the car is left to charge.
     pub fallback: bool,
     pub plan_inputs_hash: Option<u64>,
+    /// The lease epoch of the last cycle that steered. A claim whose epoch does not follow it
+    /// means a cycle was lost (a worker stopped, a finish fenced off) and may have left commands
+    /// unresolved.
+    pub steered_epoch: Option<i64>,
     pub consumption: Consumption,
     /// The last row of the `/data` time series: when, its (plugged, charging, at home) flags, and
     /// the energy drawn since (quiet cycles write no row).
@@ -84,6 +88,13 @@ impl CommandKind {
             Self::StartCharging => "start_charging",
             Self::StopCharging => "stop_charging",
         }
+    }
+
+    /// The kind a command record names (`None` for commands the worker does not send).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::StartCharging, Self::StopCharging]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

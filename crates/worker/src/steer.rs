@@ -13,7 +13,12 @@
 //!   session, the planned switch instant and the command. It depends on neither the worker nor
 //!   the lease, so a worker taking over re-derives the same key. The command is recorded
 //!   (`record_command`, outcome `sent`) *before* it is sent; when the key exists already and was
-//!   not a failed call, it is not sent again but awaited.
+//!   not a failed call, it is not sent again but awaited. A key the cloud may have consumed (it
+//!   was accepted, or its fate is unknown) is never sent again: a new need takes the next attempt.
+//! - **Takeover.** A cycle whose lease epoch does not follow the last one that steered (a worker
+//!   stopped mid-cycle, or its finish was lost) first resolves the commands earlier leases left
+//!   `sent` or `accepted`: `confirmed` when the reading shows the commanded state, else `failed`
+//!   ([`LEFT_BY_EARLIER_LEASE`]); the one the runtime document awaits is left to the rules above.
 //! - **Confirmation.** A command is confirmed by a reading after its expected effect
 //!   (`expected_effective_at`); one still unconfirmed `confirm_grace` later counts as a failure
 //!   and is re-sent with the next attempt number (a new key: the cloud swallowed the old one).
@@ -46,6 +51,13 @@ use crate::monitor::status_for_failures;
 use crate::monitor::{Observed, mark_revoked};
 use crate::runtime::{CommandKind, PendingCommand, VehicleRuntime};
 
+/// The detail of a command accepted by its cloud that no later reading confirmed.
+pub const NOT_CONFIRMED: &str = "accepted but not confirmed by a later reading";
+/// The detail of a command a stopped worker left unresolved that the reading after the takeover
+/// does not confirm.
+pub const LEFT_BY_EARLIER_LEASE: &str =
+    "left unresolved by a stopped worker; not confirmed by the reading after the takeover";
+
 pub struct SteerContext<'a> {
     pub store: &'a dyn Store,
     pub cloud: Option<&'a dyn VehicleCloud>,
@@ -76,15 +88,7 @@ impl Steered {
     }
 }
 
-/// What the car should be doing now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Desired {
-    Leave,
-    Act {
-        command: CommandKind,
-        decision: String,
-    },
-}
+pub use crate::device::Desired;
 
 /// The plan's charging is over (or there is none left: the planner sees the level the API shows,
 /// rounded) but the car reports less than the target before the deadline: keep charging until the
@@ -110,7 +114,7 @@ pub fn desired(
     rt: &VehicleRuntime,
     observed: &Observed,
     now: DateTime<Utc>,
-) -> Desired {
+) -> Desired<CommandKind> {
     if !observed.plugged_in {
         return Desired::Leave;
     }
@@ -188,16 +192,49 @@ fn backoff(cfg: &WorkerConfig, failures: u32) -> Duration {
     (cfg.retry_base * factor).min(cfg.retry_max)
 }
 
+/// The cloud consumed this key, or may have: it must never be sent again.
+fn key_consumed(record: &CommandRecord) -> bool {
+    match record.outcome.as_str() {
+        "failed" => matches!(
+            record.detail.as_deref(),
+            Some(NOT_CONFIRMED | LEFT_BY_EARLIER_LEASE)
+        ),
+        _ => true,
+    }
+}
+
+/// Carries out `desired` (see the module's rules), after resolving what an earlier lease left
+/// open when this cycle took the car over.
+#[allow(clippy::too_many_arguments)]
 pub async fn steer(
     ctx: &SteerContext<'_>,
     state: &mut EvState,
     rt: &mut VehicleRuntime,
     settings: &EvSettings,
+    desired: Desired<CommandKind>,
     plan: Option<&Plan>,
     observed: &Observed,
 ) -> Result<Steered, StoreError> {
     let mut steered = Steered::default();
-    let result = steer_inner(ctx, state, rt, settings, plan, observed, &mut steered).await;
+    let taken_over = rt.steered_epoch.unwrap_or(0) + 1 != ctx.lease.epoch;
+    let mut result = Ok(());
+    if taken_over {
+        result = resolve_earlier_commands(ctx, rt, observed).await;
+    }
+    if result.is_ok() {
+        rt.steered_epoch = Some(ctx.lease.epoch);
+        result = steer_inner(
+            ctx,
+            state,
+            rt,
+            settings,
+            desired,
+            plan,
+            observed,
+            &mut steered,
+        )
+        .await;
+    }
     state.actual_steering_state = match (observed.plugged_in, observed.charging) {
         (false, _) => "unplugged",
         (true, true) => "charging",
@@ -216,11 +253,49 @@ pub async fn steer(
     result.map(|()| steered)
 }
 
+/// Resolves the commands earlier leases left `sent` or `accepted`, by this reading. Written at
+/// once, not with the finish: the key search that follows must see them resolved. Rare (only
+/// after a takeover), so the extra statements cost nothing in steady cycles.
+async fn resolve_earlier_commands(
+    ctx: &SteerContext<'_>,
+    rt: &VehicleRuntime,
+    observed: &Observed,
+) -> Result<(), StoreError> {
+    let awaited = rt.pending.as_ref().map(|p| p.idempotency_key.as_str());
+    let open = ctx
+        .store
+        .unresolved_commands(ctx.lease.vehicle_id, ctx.lease.epoch)
+        .await?;
+    for command in open {
+        let key = command.idempotency_key.as_str();
+        // The runtime document this cycle continues from awaits it: the usual rules apply.
+        if Some(key) == awaited {
+            continue;
+        }
+        let shown = CommandKind::parse(&command.command).is_some_and(|c| satisfied(c, observed));
+        let (outcome, detail) = if shown {
+            ("confirmed", None)
+        } else {
+            ("failed", Some(LEFT_BY_EARLIER_LEASE))
+        };
+        tracing::info!(
+            key,
+            outcome,
+            epoch = command.lease_epoch,
+            "resolved a command an earlier lease left open"
+        );
+        ctx.store.set_command_outcome(key, outcome, detail).await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn steer_inner(
     ctx: &SteerContext<'_>,
     state: &mut EvState,
     rt: &mut VehicleRuntime,
     settings: &EvSettings,
+    desired_now: Desired<CommandKind>,
     plan: Option<&Plan>,
     observed: &Observed,
     steered: &mut Steered,
@@ -233,7 +308,7 @@ async fn steer_inner(
     let Desired::Act {
         mut command,
         mut decision,
-    } = desired(plan, settings, rt, observed, now)
+    } = desired_now
     else {
         rt.pending = None;
         return Ok(());
@@ -261,7 +336,7 @@ async fn steer_inner(
             steered.note(
                 &pending.idempotency_key,
                 "failed",
-                Some("accepted but not confirmed by a later reading".to_owned()),
+                Some(NOT_CONFIRMED.to_owned()),
             );
             rt.steer_failures = rt.steer_failures.saturating_add(1);
             rt.retry_at = Some(now + backoff(cfg, rt.steer_failures));
@@ -320,9 +395,12 @@ async fn steer_inner(
         }
         match ctx.store.find_command(&key).await? {
             // That attempt worked once and the car has left that state since (a re-plug, a new
-            // plan ending the same way): this is a new need, with the next attempt's key.
+            // plan ending the same way), or it was consumed without effect: this is a new need,
+            // with the next attempt's key.
             Some(existing)
-                if existing.outcome == "confirmed" && attempt < MAX_ATTEMPTS_PER_DECISION =>
+                if (existing.outcome == "confirmed" || existing.outcome == "failed")
+                    && key_consumed(&existing)
+                    && attempt < MAX_ATTEMPTS_PER_DECISION =>
             {
                 attempt += 1;
             }
@@ -341,6 +419,9 @@ async fn steer_inner(
                 });
                 return Ok(());
             }
+            // Every attempt of this decision is used up: never resend a consumed key.
+            Some(existing) if key_consumed(&existing) => return Ok(()),
+            // A failed call: the cloud did not consume the key, so it is sent again.
             _ => {
                 ctx.store.set_command_outcome(&key, "sent", None).await?;
                 break key;

@@ -4,21 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use uuid::Uuid;
 use voltplan_clouds::SANDBOX_CLOUD;
-use voltplan_clouds::{
-    CloudError, CloudVehicleRef, CommandReceipt, FailureProfile, FailureScope, SandboxCloud,
-    VehicleCloud, VehicleReading,
-};
+use voltplan_clouds::{FailureProfile, FailureScope};
 use voltplan_core::vehicle::{BoostState, StatusLevel};
-use voltplan_core::{Clock, ManualClock};
-use voltplan_worker::Clouds;
 
 mod common;
+use common::probe::Probe;
 use common::*;
 
 // ---- (a) the evening plug-in --------------------------------------------------------------
@@ -477,95 +472,6 @@ async fn an_unknown_sandbox_car_is_registered_from_its_record() {
 
 // ---- (d) two workers, takeover --------------------------------------------------------------
 
-/// Forwards to the sandbox, counting commands; with `hang`, a command never returns after it
-/// reached the car, like a worker killed between sending and recording the outcome.
-struct Probe {
-    inner: Arc<SandboxCloud>,
-    hang: bool,
-    commands: AtomicUsize,
-    per_key: std::sync::Mutex<HashMap<String, usize>>,
-    reached: tokio::sync::Notify,
-    /// Every call that reached the cloud: (clock time, read/start/stop/limit).
-    calls: std::sync::Mutex<Vec<(DateTime<Utc>, &'static str)>>,
-    clock: Arc<ManualClock>,
-}
-
-impl Probe {
-    /// Wraps the environment's sandbox; `hang`: commands reach the car, then never return.
-    fn new(env: &Env, hang: bool) -> Arc<Probe> {
-        Arc::new(Probe {
-            inner: env.sandbox.clone(),
-            hang,
-            commands: AtomicUsize::new(0),
-            per_key: Default::default(),
-            reached: Default::default(),
-            calls: Default::default(),
-            clock: env.clock.clone(),
-        })
-    }
-
-    fn log(&self, kind: &'static str) {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push((self.clock.now(), kind));
-    }
-
-    async fn after(
-        &self,
-        key: &str,
-        receipt: Result<CommandReceipt, CloudError>,
-    ) -> Result<CommandReceipt, CloudError> {
-        *self
-            .per_key
-            .lock()
-            .expect("lock")
-            .entry(key.to_owned())
-            .or_default() += 1;
-        self.commands.fetch_add(1, Ordering::SeqCst);
-        self.reached.notify_one();
-        if self.hang {
-            std::future::pending::<()>().await;
-        }
-        receipt
-    }
-}
-
-#[async_trait]
-impl VehicleCloud for Probe {
-    async fn read_state(&self, vehicle: &CloudVehicleRef) -> Result<VehicleReading, CloudError> {
-        self.log("read");
-        self.inner.read_state(vehicle).await
-    }
-    async fn start_charging(
-        &self,
-        vehicle: &CloudVehicleRef,
-        key: &str,
-    ) -> Result<CommandReceipt, CloudError> {
-        self.log("start");
-        let r = self.inner.start_charging(vehicle, key).await;
-        self.after(key, r).await
-    }
-    async fn stop_charging(
-        &self,
-        vehicle: &CloudVehicleRef,
-        key: &str,
-    ) -> Result<CommandReceipt, CloudError> {
-        self.log("stop");
-        let r = self.inner.stop_charging(vehicle, key).await;
-        self.after(key, r).await
-    }
-    async fn set_charge_limit(
-        &self,
-        vehicle: &CloudVehicleRef,
-        percent: i32,
-        key: &str,
-    ) -> Result<CommandReceipt, CloudError> {
-        self.log("limit");
-        self.inner.set_charge_limit(vehicle, percent, key).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
     let db = match Db::postgres().await {
@@ -600,14 +506,7 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
     // Worker C is killed while its commands are in flight: they reached the cars, their outcome
     // was never written, and C's leases stay until they expire.
     let hanging = Probe::new(&env, true);
-    let c = Arc::new(
-        env.worker_with(
-            "worker-c",
-            Clouds::new()
-                .with_cloud(SANDBOX_CLOUD.id, hanging.clone())
-                .with_default_service(SANDBOX_CLOUD.id),
-        ),
-    );
+    let c = Arc::new(env.worker_with("worker-c", hanging.clouds()));
     // Replug a few cars: they charge on their own again and need a stop.
     let replugged: Vec<Uuid> = cars.iter().take(40).copied().collect();
     for car in &replugged {
@@ -648,14 +547,12 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
 
     // The survivors use their own probe, to see what they send.
     let probe = Probe::new(&env, false);
-    let clouds = Clouds::new()
-        .with_cloud(SANDBOX_CLOUD.id, probe.clone())
-        .with_default_service(SANDBOX_CLOUD.id);
+    let clouds = probe.clouds();
     let a = env.worker_with("worker-a", clouds.clone());
     let b = env.worker_with("worker-b", clouds);
     tokio::join!(drain(&a), drain(&b));
     let leased_by_c: HashSet<Uuid> = {
-        let commands = collect_commands(&env, &cars).await;
+        let commands = commands_of(&env, &cars).await;
         commands
             .iter()
             .filter(|c| c.worker_id == "worker-c")
@@ -688,7 +585,7 @@ async fn two_workers_share_a_thousand_cars_and_take_over_a_killed_ones() {
         );
     }
 
-    let commands = collect_commands(&env, &cars).await;
+    let commands = commands_of(&env, &cars).await;
     let mut owners: HashMap<(Uuid, i64), HashSet<String>> = HashMap::new();
     let mut keys = HashSet::new();
     for command in &commands {
@@ -732,10 +629,7 @@ async fn the_cloud_call_budget_is_never_exceeded_and_every_car_is_still_steered(
     let budget = voltplan_worker::budget::CallBudget::per_minute(30.0);
     let worker = env.worker_with(
         "budgeted",
-        Clouds::new()
-            .with_cloud(SANDBOX_CLOUD.id, log.clone())
-            .with_default_service(SANDBOX_CLOUD.id)
-            .with_budget(SANDBOX_CLOUD.id, budget),
+        log.clouds().with_budget(SANDBOX_CLOUD.id, budget),
     );
     // 80 cars plug in at once and start charging on their own: each needs a read and a stop,
     // far more than 30 calls a minute allow at first.
@@ -787,14 +681,6 @@ async fn the_cloud_call_budget_is_never_exceeded_and_every_car_is_still_steered(
     }
     let stops = calls.iter().filter(|(_, kind)| *kind == "stop").count();
     assert!(stops >= 80, "every car got its stop: {stops}");
-}
-
-async fn collect_commands(env: &Env, cars: &[Uuid]) -> Vec<voltplan_store::fleet::CommandRecord> {
-    let mut all = Vec::new();
-    for car in cars {
-        all.extend(env.store().list_commands(*car).await.expect("commands"));
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

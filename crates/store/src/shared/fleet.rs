@@ -11,13 +11,46 @@ use voltplan_core::vehicle::EvSettings;
 
 use super::{Db, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, ThisStore};
 use crate::fleet::{
-    ClaimedRow, ClaimedVehicle, CommandRecord, CycleOutcome, FleetStore, Lease, ReadingRecord,
-    SessionRecord, SessionRow,
+    ClaimedRow, ClaimedVehicle, CommandRecord, CycleOutcome, DeviceTable, FleetStore, Lease,
+    ReadingRecord, SessionRecord, SessionRow,
 };
 use crate::json_text::JsonText;
 use crate::{OrgScope, Result, StoreError};
 
+/// The columns of a [`CommandRecord`], in its field order.
+const COMMAND_COLUMNS: &str = "idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail";
+
 impl ThisStore {
+    /// Leases up to `limit` due, unleased devices of `table` to `worker_id` until `until`, bumping
+    /// each one's `lease_epoch`: the same SQL for every kind of device. The caller reads the
+    /// leased rows (`lease_owner = worker_id AND lease_until = until`) in the same transaction.
+    async fn lease_due_in(
+        tx: &mut Transaction<'static, Db>,
+        table: DeviceTable,
+        worker_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<()> {
+        let table = table.name();
+        // Concurrent claimers skip each other's rows (PostgreSQL); SQLite has one writer.
+        let claim = format!(
+            "UPDATE {table} SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1, next_cycle_at = $2 \
+             WHERE id IN (SELECT id FROM {table} \
+               WHERE deleted_at IS NULL AND (next_cycle_at IS NULL OR next_cycle_at <= $3) \
+               AND (lease_until IS NULL OR lease_until < $3) \
+               ORDER BY next_cycle_at IS NOT NULL, next_cycle_at LIMIT $4{FOR_UPDATE_SKIP_LOCKED})"
+        );
+        sqlx::query(&claim)
+            .bind(worker_id)
+            .bind(until)
+            .bind(now)
+            .bind(limit)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn upsert_session_in<'e, E>(executor: E, s: &SessionRecord) -> Result<()>
     where
         E: Executor<'e, Database = Db>,
@@ -166,21 +199,15 @@ impl FleetStore for ThisStore {
     ) -> Result<Vec<ClaimedVehicle>> {
         let until = now + lease_for;
         let mut tx = self.begin_write().await?;
-        // Concurrent claimers skip each other's rows (PostgreSQL); SQLite has one writer.
-        let claim = format!(
-            "UPDATE electric_vehicles SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1, next_cycle_at = $2 \
-             WHERE id IN (SELECT id FROM electric_vehicles \
-               WHERE deleted_at IS NULL AND (next_cycle_at IS NULL OR next_cycle_at <= $3) \
-               AND (lease_until IS NULL OR lease_until < $3) \
-               ORDER BY next_cycle_at IS NOT NULL, next_cycle_at LIMIT $4{FOR_UPDATE_SKIP_LOCKED})"
-        );
-        sqlx::query(&claim)
-            .bind(worker_id)
-            .bind(until)
-            .bind(now)
-            .bind(limit)
-            .execute(&mut *tx)
-            .await?;
+        Self::lease_due_in(
+            &mut tx,
+            DeviceTable::ElectricVehicles,
+            worker_id,
+            now,
+            until,
+            limit,
+        )
+        .await?;
         let rows: Vec<ClaimedRow> = sqlx::query_as(
             "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, v.created_at, \
                v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, \
@@ -215,11 +242,19 @@ impl FleetStore for ThisStore {
     }
 
     async fn release_leases(&self, worker_id: &str) -> Result<u64> {
-        let done = sqlx::query("UPDATE electric_vehicles SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
-            .bind(worker_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+        let mut released = 0;
+        for table in DeviceTable::ALL {
+            let release = format!(
+                "UPDATE {} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                table.name()
+            );
+            let done = sqlx::query(&release)
+                .bind(worker_id)
+                .execute(&self.write)
+                .await?;
+            released += done.rows_affected();
+        }
+        Ok(released)
     }
 
     async fn vehicle_plan(
@@ -278,22 +313,22 @@ impl FleetStore for ThisStore {
     }
 
     async fn record_command(&self, c: &CommandRecord) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO vehicle_commands \
-             (idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&c.idempotency_key)
-        .bind(c.org_id)
-        .bind(c.vehicle_id)
-        .bind(&c.command)
-        .bind(&c.worker_id)
-        .bind(c.lease_epoch)
-        .bind(c.issued_at)
-        .bind(&c.outcome)
-        .bind(&c.detail)
-        .execute(&self.write)
-        .await?;
+        let insert = format!(
+            "INSERT INTO vehicle_commands ({COMMAND_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING"
+        );
+        let done = sqlx::query(&insert)
+            .bind(&c.idempotency_key)
+            .bind(c.org_id)
+            .bind(c.vehicle_id)
+            .bind(&c.command)
+            .bind(&c.worker_id)
+            .bind(c.lease_epoch)
+            .bind(c.issued_at)
+            .bind(&c.outcome)
+            .bind(&c.detail)
+            .execute(&self.write)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -307,24 +342,43 @@ impl FleetStore for ThisStore {
     }
 
     async fn find_command(&self, key: &str) -> Result<Option<CommandRecord>> {
-        let row: Option<CommandRecord> = sqlx::query_as(
-            "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
-             FROM vehicle_commands WHERE idempotency_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.write)
-        .await?;
+        let select =
+            format!("SELECT {COMMAND_COLUMNS} FROM vehicle_commands WHERE idempotency_key = $1");
+        let row: Option<CommandRecord> = sqlx::query_as(&select)
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await?;
         Ok(row)
     }
 
     async fn list_commands(&self, vehicle_id: Uuid) -> Result<Vec<CommandRecord>> {
-        let rows: Vec<CommandRecord> = sqlx::query_as(
-            "SELECT idempotency_key, org_id, vehicle_id, command, worker_id, lease_epoch, issued_at, outcome, detail \
-             FROM vehicle_commands WHERE vehicle_id = $1 ORDER BY issued_at, idempotency_key",
-        )
-        .bind(vehicle_id)
-        .fetch_all(&self.read)
-        .await?;
+        let select = format!(
+            "SELECT {COMMAND_COLUMNS} FROM vehicle_commands WHERE vehicle_id = $1 \
+             ORDER BY issued_at, idempotency_key"
+        );
+        let rows: Vec<CommandRecord> = sqlx::query_as(&select)
+            .bind(vehicle_id)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn unresolved_commands(
+        &self,
+        vehicle_id: Uuid,
+        before_epoch: i64,
+    ) -> Result<Vec<CommandRecord>> {
+        let select = format!(
+            "SELECT {COMMAND_COLUMNS} FROM vehicle_commands \
+             WHERE vehicle_id = $1 AND lease_epoch < $2 AND outcome IN ('sent', 'accepted') \
+             ORDER BY issued_at, idempotency_key"
+        );
+        // The writer: what the previous owner recorded just before it stopped.
+        let rows: Vec<CommandRecord> = sqlx::query_as(&select)
+            .bind(vehicle_id)
+            .bind(before_epoch)
+            .fetch_all(&self.write)
+            .await?;
         Ok(rows)
     }
 

@@ -3,6 +3,8 @@
 //! clock moved forward by hand.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod probe;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -293,6 +295,15 @@ pub async fn drain(worker: &Worker) {
             break;
         }
     }
+}
+
+/// Every command recorded for these cars.
+pub async fn commands_of(env: &Env, cars: &[Uuid]) -> Vec<voltplan_store::fleet::CommandRecord> {
+    let mut all = Vec::new();
+    for car in cars {
+        all.extend(env.store().list_commands(*car).await.expect("commands"));
+    }
+    all
 }
 
 pub fn covers(plan: Option<&Plan>, at: DateTime<Utc>) -> bool {
