@@ -127,15 +127,14 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let mut duplicates = Vec::new();
     let parsed = {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let value = serde::de::DeserializeSeed::deserialize(
+        serde::de::DeserializeSeed::deserialize(
             strict::StrictValue {
                 path: Vec::new(),
                 duplicates: &mut duplicates,
             },
             &mut deserializer,
         )
-        .and_then(|value| deserializer.end().map(|()| value));
-        value
+        .and_then(|value| deserializer.end().map(|()| value))
     };
     match parsed {
         Ok(Value::Object(_)) if !duplicates.is_empty() => Err(ApiError::Invalid(

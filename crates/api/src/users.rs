@@ -150,7 +150,7 @@ fn valid_email(email: &str) -> bool {
     };
     let plain =
         |part: &str| !part.is_empty() && !part.contains('@') && !part.contains(char::is_whitespace);
-    plain(local) && domain.split('.').count() >= 2 && domain.split('.').all(|label| plain(label))
+    plain(local) && domain.split('.').count() >= 2 && domain.split('.').all(plain)
 }
 
 fn parse_patch(f: &mut Fields) -> UserPatch {
