@@ -133,7 +133,9 @@ async fn fuzz(st: &str, database: &TestDatabase) {
             "--seed",
             "7",
         ])
-        .args(["--request-timeout", "20"])
+        // Longer than the server's own 30 s request timeout, so that a slow request is answered
+        // by the server (503) rather than cut by the client; a dropped connection is retried.
+        .args(["--request-timeout", "40", "--request-retries", "2"])
         .env("VOLTPLAN_FUZZ_TOKEN", &token)
         .env("VOLTPLAN_FUZZ_ORG_ID", org_id)
         .current_dir(&log_dir)
