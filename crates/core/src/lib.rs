@@ -1,6 +1,7 @@
 //! Voltplan's pure core: domain types and the planner. No I/O, no clock reads, no async.
 
 pub mod account;
+pub mod charger;
 pub mod clock;
 pub mod planner;
 pub mod price;
