@@ -9,6 +9,7 @@ mod buildings;
 mod connect;
 mod docs;
 mod error;
+pub mod ocpp;
 mod ops;
 mod org_vehicles;
 mod params;
@@ -111,6 +112,8 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
             "/connect/{session_id}",
             get(connect::consent_page).post(connect::decide),
         )
+        // The OCPP central system: chargers' WebSockets (not partner API: outside the document).
+        .route("/ocpp/{charge_point_id}", get(ocpp::handshake::connect))
         .route(
             "/api/partners/v2.0/docs/redoc.standalone.js",
             get(docs::redoc_js),

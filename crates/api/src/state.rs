@@ -31,6 +31,8 @@ pub struct ApiConfig {
     pub token_cache_ttl: std::time::Duration,
     /// Where browsers reach this server; links handed to drivers start with it.
     pub public_url: PublicUrl,
+    /// The OCPP central system's timers and handshake limits.
+    pub ocpp: crate::ocpp::OcppConfig,
 }
 
 impl Default for ApiConfig {
@@ -44,6 +46,7 @@ impl Default for ApiConfig {
             health_timeout: std::time::Duration::from_secs(2),
             token_cache_ttl: std::time::Duration::from_secs(2),
             public_url: PublicUrl::default(),
+            ocpp: crate::ocpp::OcppConfig::default(),
         }
     }
 }
@@ -76,6 +79,10 @@ pub(crate) struct Inner {
     /// client fetch tokens without paying Argon2 each time; keyed on the stored hash, so a
     /// rotation or a replica's different view can never accept an old secret.
     pub verified_secrets: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// This replica's charger connections (the OCPP central system).
+    pub ocpp: Arc<crate::ocpp::Hub>,
+    /// Failed OCPP handshakes, per address and per charge-point id.
+    pub ocpp_failures: FailureLimiter,
 }
 
 impl AppState {
@@ -95,6 +102,8 @@ impl AppState {
     ) -> Self {
         let token_failures = FailureLimiter::new(config.max_token_failures, config.failure_window);
         let tokens = TokenCache::new(config.token_cache_ttl);
+        let ocpp_failures =
+            FailureLimiter::new(config.ocpp.max_handshake_failures, config.failure_window);
         Self(
             Arc::new(Inner {
                 store,
@@ -104,6 +113,8 @@ impl AppState {
                 token_failures,
                 tokens,
                 verified_secrets: Mutex::new(HashMap::new()),
+                ocpp: Arc::new(crate::ocpp::Hub::new()),
+                ocpp_failures,
             }),
             BuiltClouds::default(),
             None,

@@ -7,6 +7,7 @@
 mod auth_sessions;
 pub mod fleet;
 mod json_text;
+pub mod ocpp;
 mod org_vehicles;
 mod postgres;
 mod prices;
@@ -17,6 +18,7 @@ mod sqlite;
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use fleet::FleetStore;
+pub use ocpp::OcppStore;
 pub use org_vehicles::{
     OrgVehicleFilter, OrgVehiclePage, OrgVehiclePaging, OrgVehicleStore, OwnedVehicle, worst_status,
 };
@@ -126,7 +128,7 @@ pub enum Backend {
 
 #[async_trait]
 pub trait Store:
-    PriceStore + FleetStore + AuthSessionStore + OrgVehicleStore + Send + Sync + 'static
+    PriceStore + FleetStore + AuthSessionStore + OrgVehicleStore + OcppStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;

@@ -375,7 +375,7 @@ async fn verify_client(
 
 /// One Argon2 verification, counted by whether the client id was `known` (Argon2 is
 /// deliberately slow: it runs off the async workers).
-async fn verify_off_thread(presented: &str, phc: String, client: &'static str) -> bool {
+pub(crate) async fn verify_off_thread(presented: &str, phc: String, client: &'static str) -> bool {
     metrics::counter!("voltplan_client_secret_verifications_total", "client" => client)
         .increment(1);
     let presented = presented.to_owned();

@@ -20,6 +20,9 @@ CREATE TABLE wallboxes (
     -- Argon2id PHC string of the charger's Basic-auth password (Security Profile 1/2).
     ocpp_password_hash  TEXT NOT NULL,
     charger             TEXT,
+    -- Bumped by every WebSocket that opens for the charger; the central system's writes to
+    -- `charger` are fenced by it, so a replica whose connection was superseded writes nothing.
+    ocpp_epoch          INTEGER NOT NULL DEFAULT 0,
     next_cycle_at       TEXT,
     lease_owner         TEXT,
     lease_until         TEXT,
