@@ -63,6 +63,9 @@ mod shared_fleet;
 #[allow(clippy::duplicate_mod)]
 #[path = "shared/store.rs"]
 mod shared_store;
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/wallboxes.rs"]
+mod shared_wallboxes;
 
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
 crate::auth_sessions::auth_session_store_impl!(SqliteStore);
