@@ -33,10 +33,16 @@ pub fn uuid_v5(namespace: Uuid, name: &str) -> Uuid {
 /// up yet lives only in the settings, and shows as `requested` (Podero's short-lived state that
 /// clients poll until `ongoing`).
 pub fn effective_boost_state(settings: &EvSettings, state: &EvState) -> BoostState {
-    if settings.boost_requested_at.is_some() && state.boost_state != BoostState::Ongoing {
+    shown_boost_state(settings.boost_requested_at.is_some(), state.boost_state)
+}
+
+/// The `boost_state` a client sees of any device: the worker's, or `requested` while a request
+/// waits for the worker.
+pub fn shown_boost_state(requested: bool, worker: BoostState) -> BoostState {
+    if requested && worker != BoostState::Ongoing {
         BoostState::Requested
     } else {
-        state.boost_state
+        worker
     }
 }
 
@@ -175,11 +181,11 @@ pub async fn cancel_boost(
     finish(outcome, touched.map(|_| None))
 }
 
-/// Maps the update's result: `refusal` is `None` when the mutation never ran (the vehicle was not
-/// found), `Some(None)` when it ran and the request succeeded (written, or nothing to write),
+/// Maps a boost update's result (of any device): `refusal` is `None` when the mutation never ran
+/// (the device was not found), `Some(None)` when it ran and the request succeeded (written, or nothing to write),
 /// `Some(Some(..))` when the boost was refused.
-fn finish(
-    outcome: voltplan_store::Result<voltplan_store::VehicleRecord>,
+pub(crate) fn finish<T>(
+    outcome: voltplan_store::Result<T>,
     refusal: Option<Option<(BoostState, &'static str)>>,
 ) -> ApiResult<StatusCode> {
     match (outcome, refusal) {

@@ -305,6 +305,11 @@ const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
         "DeviceModelWrite",
         crate::vehicles::write::DEVICE_MODEL_READ_ONLY,
     ),
+    ("WallboxWrite", crate::wallboxes::write::READ_ONLY),
+    (
+        "WallboxModelWrite",
+        crate::wallboxes::write::DEVICE_MODEL_READ_ONLY,
+    ),
     ("PriceUploadWrite", &[]),
     ("PriceUploadMetadata", &[]),
     ("PricePointWrite", &[]),

@@ -22,6 +22,7 @@ mod sessions;
 mod state;
 mod users;
 mod vehicles;
+mod wallboxes;
 
 pub use auth::secret::{generate_client_id, generate_client_secret, hash_secret};
 pub use docs::ApiDoc;
@@ -78,6 +79,23 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
         .routes(routes!(sessions::vehicle_savings))
         .routes(routes!(sessions::vehicle_data))
         .routes(routes!(sessions::org_savings))
+        .routes(routes!(
+            wallboxes::list_wallboxes,
+            wallboxes::create_wallbox
+        ))
+        .routes(routes!(
+            wallboxes::get_wallbox,
+            wallboxes::update_wallbox,
+            wallboxes::delete_wallbox
+        ))
+        .routes(routes!(
+            wallboxes::start_wallbox_boost,
+            wallboxes::cancel_wallbox_boost
+        ))
+        .routes(routes!(wallboxes::rotate_ocpp_password))
+        .routes(routes!(wallboxes::list_wallbox_sessions))
+        .routes(routes!(wallboxes::wallbox_savings))
+        .routes(routes!(wallboxes::wallbox_data))
         .routes(routes!(sandbox::sandbox_vehicle))
         .routes(routes!(sandbox::plug_in))
         .routes(routes!(sandbox::unplug))

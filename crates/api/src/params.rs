@@ -144,3 +144,12 @@ pub struct VehiclePath {
     pub user_id: Uuid,
     pub electric_vehicle_id: Uuid,
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WallboxPath {
+    #[allow(dead_code)] // checked by `OrgAccess`
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub wallbox_id: Uuid,
+}

@@ -52,6 +52,17 @@ impl PublicUrl {
         &self.0
     }
 
+    /// This base as a WebSocket URL (`ws://` for `http`, `wss://` for `https`) followed by
+    /// `path`, which starts with `/`: where chargers reach the OCPP central system.
+    pub fn websocket(&self, path: &str) -> String {
+        let base = match self.0.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => self.0.clone(),
+        };
+        format!("{base}{path}")
+    }
+
     /// `scheme://host[:port]`, as browsers send it in `Origin`.
     pub fn origin(&self) -> String {
         url::Url::parse(&self.0)
@@ -112,6 +123,16 @@ mod tests {
                 .unwrap()
                 .origin(),
             "https://example.com"
+        );
+        assert_eq!(
+            PublicUrl::parse("https://example.com/voltplan")
+                .unwrap()
+                .websocket("/ocpp"),
+            "wss://example.com/voltplan/ocpp"
+        );
+        assert_eq!(
+            PublicUrl::default().websocket("/ocpp"),
+            "ws://127.0.0.1:8080/ocpp"
         );
         let v6: SocketAddr = "[::1]:8080".parse().unwrap();
         assert_eq!(PublicUrl::from_bind(v6).as_str(), "http://[::1]:8080");

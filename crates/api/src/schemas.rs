@@ -70,3 +70,26 @@ pub enum BoostState {
     Unavailable,
     Ongoing,
 }
+
+/// A wallbox's status pill (`voltplan_core::charger::Mode`): offline, faulted or unavailable →
+/// `UNAVAILABLE`, charging → `CHARGING`, a car plugged in → `PLUGGED_IN`, available → `READY`, no
+/// status yet → `UNKNOWN`.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WallboxMode {
+    Ready,
+    PluggedIn,
+    Charging,
+    Unavailable,
+    Unknown,
+}
+
+/// A wallbox's OCPP connection: `online` (a WebSocket is open), `offline` (it was connected once),
+/// `never_connected`.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WallboxConnection {
+    Online,
+    Offline,
+    NeverConnected,
+}

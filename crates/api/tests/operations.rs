@@ -85,6 +85,50 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/partners/v2.0/org/{org_id}/devices/savings"),
     (
         "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}",
+    ),
+    (
+        "delete",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/boost",
+    ),
+    (
+        "delete",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/boost",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/ocpp-password",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/sessions",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/savings",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/wallboxes/{wallbox_id}/data",
+    ),
+    (
+        "get",
         "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}",
     ),
     (

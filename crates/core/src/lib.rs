@@ -9,6 +9,7 @@ pub mod session;
 pub mod time;
 pub mod validation;
 pub mod vehicle;
+pub mod wallbox;
 pub mod zone;
 
 pub use clock::{Clock, ManualClock, SystemClock};

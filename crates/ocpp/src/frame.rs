@@ -110,7 +110,11 @@ impl Frame {
     /// Reads one WebSocket text message.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
         let value: Value = serde_json::from_str(text).map_err(|_| {
-            FrameError::call(None, ErrorCode::RpcFrameworkError, "the message is not JSON")
+            FrameError::call(
+                None,
+                ErrorCode::RpcFrameworkError,
+                "the message is not JSON",
+            )
         })?;
         let Value::Array(mut items) = value else {
             return Err(FrameError::call(

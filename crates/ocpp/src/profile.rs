@@ -16,7 +16,9 @@ pub const VOLTS_PER_PHASE: f64 = 230.0;
 pub enum Unit {
     W,
     /// Amperes per phase, on this many phases.
-    A { phases: u8 },
+    A {
+        phases: u8,
+    },
 }
 
 /// From `from` on, charge at most `power_w`.
@@ -52,7 +54,9 @@ impl Unit {
     pub fn limit(self, power_w: f64) -> f64 {
         match self {
             Self::W => tenth_floor(power_w),
-            Self::A { phases } => tenth_floor(power_w / (VOLTS_PER_PHASE * f64::from(phases.max(1)))),
+            Self::A { phases } => {
+                tenth_floor(power_w / (VOLTS_PER_PHASE * f64::from(phases.max(1))))
+            }
         }
     }
 
@@ -143,11 +147,26 @@ mod tests {
     #[test]
     fn a_plan_becomes_a_valid_profile_that_expires_at_the_deadline() {
         let steps = [
-            Step { from: at(0), power_w: 0.0 },
-            Step { from: at(15), power_w: 0.0 },
-            Step { from: at(30), power_w: 11_000.0 },
-            Step { from: at(45), power_w: 11_000.0 },
-            Step { from: at(60), power_w: 3_500.0 },
+            Step {
+                from: at(0),
+                power_w: 0.0,
+            },
+            Step {
+                from: at(15),
+                power_w: 0.0,
+            },
+            Step {
+                from: at(30),
+                power_w: 11_000.0,
+            },
+            Step {
+                from: at(45),
+                power_w: 11_000.0,
+            },
+            Step {
+                from: at(60),
+                power_w: 3_500.0,
+            },
         ];
         let request = ProfileRequest {
             profile_id: 7,
@@ -168,7 +187,10 @@ mod tests {
         assert_eq!(periods, vec![(0, 0.0), (1800, 15.9), (3600, 5.0)]);
         assert_eq!(schedule.duration, Some(480 * 60));
         assert_eq!(profile.cs_charging_profiles.valid_to, Some(at(480)));
-        assert_eq!(profile.cs_charging_profiles.charging_profile_purpose, "TxProfile");
+        assert_eq!(
+            profile.cs_charging_profiles.charging_profile_purpose,
+            "TxProfile"
+        );
         let payload = serde_json::to_value(&profile).unwrap();
         Schemas::v16()
             .check_request("SetChargingProfile", &payload)
@@ -178,7 +200,10 @@ mod tests {
     #[test]
     fn too_many_periods_end_the_schedule_early() {
         let steps: Vec<Step> = (0..10)
-            .map(|i| Step { from: at(i * 15), power_w: if i % 2 == 0 { 0.0 } else { 7_000.0 } })
+            .map(|i| Step {
+                from: at(i * 15),
+                power_w: if i % 2 == 0 { 0.0 } else { 7_000.0 },
+            })
             .collect();
         let request = ProfileRequest {
             profile_id: 1,
@@ -193,6 +218,9 @@ mod tests {
         let schedule = &profile.cs_charging_profiles.charging_schedule;
         assert_eq!(schedule.charging_schedule_period.len(), 3);
         assert_eq!(schedule.duration, Some(45 * 60));
-        assert_eq!(profile.cs_charging_profiles.charging_profile_purpose, "TxDefaultProfile");
+        assert_eq!(
+            profile.cs_charging_profiles.charging_profile_purpose,
+            "TxDefaultProfile"
+        );
     }
 }

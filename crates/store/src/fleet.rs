@@ -20,16 +20,35 @@ use crate::{OrgScope, Result, VehicleRecord};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceTable {
     ElectricVehicles,
+    Wallboxes,
 }
 
 impl DeviceTable {
     /// Every leased table: released together at a worker's shutdown.
-    pub const ALL: [DeviceTable; 1] = [DeviceTable::ElectricVehicles];
+    pub const ALL: [DeviceTable; 2] = [DeviceTable::ElectricVehicles, DeviceTable::Wallboxes];
 
     /// The table's name, for SQL text (never user input).
     pub const fn name(self) -> &'static str {
         match self {
             DeviceTable::ElectricVehicles => "electric_vehicles",
+            DeviceTable::Wallboxes => "wallboxes",
+        }
+    }
+
+    /// The device's sessions: `(table, device id column)`.
+    pub const fn sessions(self) -> (&'static str, &'static str) {
+        match self {
+            DeviceTable::ElectricVehicles => ("charging_sessions", "vehicle_id"),
+            DeviceTable::Wallboxes => ("wallbox_sessions", "wallbox_id"),
+        }
+    }
+
+    /// The device's `/data` readings: `(table, device id column, is_at_home expression)` (a
+    /// wallbox is at home by definition and records no geo-fence).
+    pub const fn readings(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            DeviceTable::ElectricVehicles => ("vehicle_readings", "vehicle_id", "is_at_home"),
+            DeviceTable::Wallboxes => ("wallbox_readings", "wallbox_id", "CAST(NULL AS BOOLEAN)"),
         }
     }
 }
@@ -201,11 +220,35 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<Option<serde_json::Value>>;
 
     async fn upsert_session(&self, session: &SessionRecord) -> Result<()>;
-    /// Sessions that started in `[from, to)`, newest first, with the total count.
+    /// EV sessions that started in `[from, to)`, newest first, with the total count.
     async fn list_sessions(
         &self,
         org: OrgScope,
         vehicle_id: Option<Uuid>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<SessionRecord>)> {
+        self.list_device_sessions(
+            DeviceTable::ElectricVehicles,
+            org,
+            vehicle_id,
+            from,
+            to,
+            limit,
+            offset,
+        )
+        .await
+    }
+    /// [`FleetStore::list_sessions`] of any kind of device (`vehicle_id` of the records holds
+    /// the device's id), of one device or the whole organisation.
+    #[allow(clippy::too_many_arguments)]
+    async fn list_device_sessions(
+        &self,
+        table: DeviceTable,
+        org: OrgScope,
+        device_id: Option<Uuid>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: i64,
@@ -231,10 +274,24 @@ pub trait FleetStore: Send + Sync {
     async fn list_commands(&self, vehicle_id: Uuid) -> Result<Vec<CommandRecord>>;
 
     async fn append_reading(&self, reading: &ReadingRecord) -> Result<()>;
+    /// An EV's readings in `[from, to)`, oldest first.
     async fn list_readings(
         &self,
         org: OrgScope,
         vehicle_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ReadingRecord>> {
+        self.list_device_readings(DeviceTable::ElectricVehicles, org, vehicle_id, from, to)
+            .await
+    }
+    /// [`FleetStore::list_readings`] of any kind of device (`vehicle_id` of the records holds
+    /// the device's id).
+    async fn list_device_readings(
+        &self,
+        table: DeviceTable,
+        org: OrgScope,
+        device_id: Uuid,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ReadingRecord>>;

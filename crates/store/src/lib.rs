@@ -14,6 +14,7 @@ mod prices;
 mod records;
 mod sql;
 mod sqlite;
+mod wallboxes;
 // `shared/` holds no module of its own: `sqlite.rs` and `postgres.rs` each compile its files.
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
@@ -24,6 +25,7 @@ pub use org_vehicles::{
 };
 pub use prices::*;
 pub use records::*;
+pub use wallboxes::{ChargerLogin, WallboxRecord, WallboxStore, new_wallbox};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -128,7 +130,15 @@ pub enum Backend {
 
 #[async_trait]
 pub trait Store:
-    PriceStore + FleetStore + AuthSessionStore + OrgVehicleStore + OcppStore + Send + Sync + 'static
+    PriceStore
+    + FleetStore
+    + AuthSessionStore
+    + OrgVehicleStore
+    + WallboxStore
+    + OcppStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
@@ -172,7 +182,8 @@ pub trait Store:
         id: Uuid,
         change: Mutation<'_, UserRecord>,
     ) -> Result<UserRecord>;
-    /// Soft-deletes the user with their buildings and devices, in one transaction.
+    /// Soft-deletes the user with their buildings and devices (vehicles, wallboxes), in one
+    /// transaction.
     async fn delete_user(&self, org: OrgScope, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 
     // Buildings.
@@ -201,7 +212,7 @@ pub trait Store:
         id: Uuid,
         change: Mutation<'_, BuildingRecord>,
     ) -> Result<BuildingRecord>;
-    /// Soft-deletes the building and detaches the vehicles that pointed at it.
+    /// Soft-deletes the building and detaches the vehicles and wallboxes that pointed at it.
     async fn delete_building(
         &self,
         org: OrgScope,

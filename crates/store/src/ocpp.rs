@@ -204,8 +204,7 @@ pub trait OcppStore: Send + Sync {
     ) -> Result<Vec<OcppCommand>>;
 
     /// Takes a queued call for sending; `false` when another replica took it or it expired.
-    async fn take_ocpp_command(&self, id: &str, replica: &str, now: DateTime<Utc>)
-    -> Result<bool>;
+    async fn take_ocpp_command(&self, id: &str, replica: &str, now: DateTime<Utc>) -> Result<bool>;
 
     /// Records the answer to a sent call.
     async fn answer_ocpp_command(

@@ -67,11 +67,14 @@ const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 #[path = "shared/fleet.rs"]
 mod shared_fleet;
 #[allow(clippy::duplicate_mod)]
+#[path = "shared/ocpp.rs"]
+mod shared_ocpp;
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/store.rs"]
 mod shared_store;
 #[allow(clippy::duplicate_mod)]
-#[path = "shared/ocpp.rs"]
-mod shared_ocpp;
+#[path = "shared/wallboxes.rs"]
+mod shared_wallboxes;
 
 crate::prices::price_store_impl!(PgStore, db = Postgres);
 crate::auth_sessions::auth_session_store_impl!(PgStore);

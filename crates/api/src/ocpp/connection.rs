@@ -42,7 +42,11 @@ pub(super) struct Session {
 impl Session {
     /// Saves the charger document; `false` when a newer connection of the same charger took over.
     pub async fn save(&mut self) -> Result<bool, voltplan_store::StoreError> {
-        self.state.0.store.save_charger(&self.link, &self.charger).await
+        self.state
+            .0
+            .store
+            .save_charger(&self.link, &self.charger)
+            .await
     }
 }
 
@@ -111,7 +115,11 @@ pub(super) async fn run(
                     action: action.clone(),
                     payload,
                 };
-                if sink.send(Message::Text(frame.to_text().into())).await.is_err() {
+                if sink
+                    .send(Message::Text(frame.to_text().into()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 pending = Some(Pending {
@@ -189,7 +197,13 @@ pub(super) async fn run(
     if let Some(p) = pending.take()
         && let Some(id) = p.command_id
     {
-        answer_command(&session, &id, CommandStatus::Failed, Some("{\"error\":\"connection closed\"}")).await;
+        answer_command(
+            &session,
+            &id,
+            CommandStatus::Failed,
+            Some("{\"error\":\"connection closed\"}"),
+        )
+        .await;
     }
     // Calls handed over but not yet read fail too: nobody else would ever send them.
     queue.close();
@@ -197,7 +211,13 @@ pub(super) async fn run(
         waiting.push_back(outbound);
     }
     for Outbound::Queued(command) in waiting {
-        answer_command(&session, &command.id, CommandStatus::Failed, Some("{\"error\":\"connection closed\"}")).await;
+        answer_command(
+            &session,
+            &command.id,
+            CommandStatus::Failed,
+            Some("{\"error\":\"connection closed\"}"),
+        )
+        .await;
     }
     hub.deregister(wallbox_id, serial);
     metrics::gauge!("voltplan_ocpp_connections").decrement(1.0);
@@ -220,7 +240,12 @@ enum Received {
     Superseded,
 }
 
-async fn answer_command(session: &Session, id: &str, status: CommandStatus, response: Option<&str>) {
+async fn answer_command(
+    session: &Session,
+    id: &str,
+    status: CommandStatus,
+    response: Option<&str>,
+) {
     let now = session.state.0.clock.now();
     if let Err(error) = session
         .state
@@ -241,7 +266,9 @@ async fn receive(session: &mut Session, text: &str, pending: &mut Option<Pending
         Err(error) => {
             metrics::counter!("voltplan_ocpp_frames_refused_total").increment(1);
             return match error.answer_to {
-                Some(id) => Received::Reply(Frame::error(&id, error.code, version, &error.description)),
+                Some(id) => {
+                    Received::Reply(Frame::error(&id, error.code, version, &error.description))
+                }
                 None => Received::Nothing,
             };
         }
@@ -295,7 +322,13 @@ async fn receive(session: &mut Session, text: &str, pending: &mut Option<Pending
             tracing::info!(charge_point_id = %session.charge_point_id, action = %call.action, %code, %description, "OCPP: the charger refused a call");
             if let Some(command_id) = &call.command_id {
                 let response = serde_json::json!({"errorCode": code, "errorDescription": description, "errorDetails": details});
-                answer_command(session, command_id, CommandStatus::Failed, Some(&response.to_string())).await;
+                answer_command(
+                    session,
+                    command_id,
+                    CommandStatus::Failed,
+                    Some(&response.to_string()),
+                )
+                .await;
             }
             Received::Nothing
         }

@@ -57,7 +57,10 @@ async fn dispatch_once(
         let Ok(permit) = sender.try_reserve() else {
             continue;
         };
-        if !store.take_ocpp_command(&command.id, &hub.replica, now).await? {
+        if !store
+            .take_ocpp_command(&command.id, &hub.replica, now)
+            .await?
+        {
             continue;
         }
         let id = command.id.clone();

@@ -131,16 +131,23 @@ async fn authenticate(
     let user_matches = user == charge_point_id;
     match login {
         Some(login) => {
-            let verified = verify_off_thread(&password, login.password_hash.clone(), "charger").await;
+            let verified =
+                verify_off_thread(&password, login.password_hash.clone(), "charger").await;
             if verified && user_matches {
                 Ok(login)
             } else {
-                Err(refuse(StatusCode::UNAUTHORIZED, "wrong charge-point id or password"))
+                Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "wrong charge-point id or password",
+                ))
             }
         }
         None => {
             verify_off_thread(&password, secret::dummy_hash().to_owned(), "unknown").await;
-            Err(refuse(StatusCode::UNAUTHORIZED, "wrong charge-point id or password"))
+            Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "wrong charge-point id or password",
+            ))
         }
     }
 }

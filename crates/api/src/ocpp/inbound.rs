@@ -159,7 +159,9 @@ async fn heartbeat(session: &mut Session) -> Result<Answer, Answer> {
 async fn status(session: &mut Session, payload: Value) -> Result<Answer, Answer> {
     let status: StatusNotification = read(payload)?;
     let parsed = ConnectorStatus::parse(&status.status);
-    let at = status.timestamp.unwrap_or_else(|| session.state.0.clock.now());
+    let at = status
+        .timestamp
+        .unwrap_or_else(|| session.state.0.clock.now());
     let error = (status.error_code != "NoError").then_some(status.error_code);
     // Connector 0 is the charger as a whole: its faults count, its Available does not hide a
     // connector's session.
@@ -263,7 +265,11 @@ async fn stop(session: &mut Session, payload: Value) -> Result<Answer, Answer> {
 }
 
 /// The samples Voltplan keeps, in base units; signed or non-numeric values are skipped.
-fn samples(connector_id: i64, transaction_id: Option<i64>, values: &[MeterValue]) -> Vec<MeterSample> {
+fn samples(
+    connector_id: i64,
+    transaction_id: Option<i64>,
+    values: &[MeterValue],
+) -> Vec<MeterSample> {
     values
         .iter()
         .flat_map(|mv| {
@@ -285,9 +291,16 @@ fn samples(connector_id: i64, transaction_id: Option<i64>, values: &[MeterValue]
 
 async fn meter_values(session: &mut Session, payload: Value) -> Result<Answer, Answer> {
     let values: MeterValues = read(payload)?;
-    let samples = samples(values.connector_id, values.transaction_id, &values.meter_value);
+    let samples = samples(
+        values.connector_id,
+        values.transaction_id,
+        &values.meter_value,
+    );
     // The newest whole-charger readings (no phase) update the live document.
-    let mut newest = samples.iter().filter(|s| s.phase.is_empty()).collect::<Vec<_>>();
+    let mut newest = samples
+        .iter()
+        .filter(|s| s.phase.is_empty())
+        .collect::<Vec<_>>();
     newest.sort_by_key(|s| s.at);
     for sample in newest {
         if session.charger.meter_at.is_some_and(|at| at > sample.at) {

@@ -95,7 +95,10 @@ impl Hub {
     /// Removes the connection, unless a newer one of the same charger replaced it.
     fn deregister(&self, wallbox_id: Uuid, serial: u64) {
         let mut connections = self.lock();
-        if connections.get(&wallbox_id).is_some_and(|(s, _)| *s == serial) {
+        if connections
+            .get(&wallbox_id)
+            .is_some_and(|(s, _)| *s == serial)
+        {
             connections.remove(&wallbox_id);
         }
     }

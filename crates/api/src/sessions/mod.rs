@@ -1,14 +1,17 @@
-//! What the live loop recorded, as Podero serves it: an EV's charging sessions
-//! (`…/sessions`), its savings in calendar buckets (`…/savings`), its time series (`…/data`) and
-//! the organisation's savings (`/org/{org_id}/devices/savings`).
+//! What the live loop recorded, as Podero serves it: a device's (an EV's or a wallbox's) charging
+//! sessions (`…/sessions`), its savings in calendar buckets (`…/savings`), its time series
+//! (`…/data`) and the organisation's savings (`/org/{org_id}/devices/savings`).
 //!
 //! All buckets are aligned in **UTC** (`voltplan_core::time::calendar`). A session counts in the
-//! bucket of its plug-in time. The handlers are here; their query parameters in `query.rs`, the
-//! sums in `statistics.rs`, the time series in `data.rs`.
+//! bucket of its plug-in time. The EV's handlers are here, and what every kind of device answers
+//! (`device_sessions`, `device_savings`, `device_data`, which the wallbox's handlers call too);
+//! their query parameters in `query.rs`, the sums in `statistics.rs`, the time series in `data.rs`.
 
 mod data;
 mod query;
 mod statistics;
+
+use std::future::Future;
 
 use axum::Json;
 use axum::extract::State;
@@ -18,15 +21,35 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use voltplan_store::fleet::SessionRecord;
+use voltplan_store::OrgScope;
+use voltplan_store::fleet::{DeviceTable, SessionRecord};
 
 use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Ids, OrgPath, Q, VehiclePath};
 use crate::state::AppState;
-use data::EvDataOut;
-use query::{DataQuery, OrgSavingsQuery, SavingsQuery, SessionsQuery};
-use statistics::{DeviceSavingsOut, StatisticsMetadataOut, StatisticsOut};
+pub(crate) use data::EvDataOut;
+pub(crate) use query::{DataQuery, OrgSavingsQuery, SavingsQuery, SessionsQuery};
+pub(crate) use statistics::{DeviceSavingsOut, StatisticsMetadataOut, StatisticsOut};
+
+/// The device a sessions, savings or data route reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Device {
+    pub table: DeviceTable,
+    pub id: Uuid,
+    /// The path parameter that names it, echoed in `metadata.query`.
+    pub id_param: &'static str,
+}
+
+impl Device {
+    fn vehicle(id: Uuid) -> Self {
+        Device {
+            table: DeviceTable::ElectricVehicles,
+            id,
+            id_param: "electric_vehicle_id",
+        }
+    }
+}
 
 /// A completed or open charging session, with Podero's session fields.
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,27 +133,15 @@ pub async fn list_sessions(
     Ids(path): Ids<VehiclePath>,
     Q(query): Q<SessionsQuery>,
 ) -> ApiResult<Json<SessionPageOut>> {
-    let page = query.read()?;
-    // The vehicle must be this user's: the sessions table knows only the organisation.
-    state
-        .store()
-        .get_vehicle(access.org, path.user_id, path.electric_vehicle_id, false)
-        .await?;
-    let (total, sessions) = state
-        .store()
-        .list_sessions(
-            access.org,
-            Some(path.electric_vehicle_id),
-            page.range.0,
-            page.range.1,
-            page.limit,
-            page.offset,
-        )
-        .await?;
-    Ok(Json(SessionPageOut {
-        total,
-        items: sessions.into_iter().map(SessionOut::from).collect(),
-    }))
+    let device = Device::vehicle(path.electric_vehicle_id);
+    device_sessions(
+        &state,
+        access.org,
+        device,
+        &query,
+        vehicle_exists(&state, &access, &path),
+    )
+    .await
 }
 
 /// Savings of an EV per calendar bucket (UTC), from its charging sessions.
@@ -149,41 +160,15 @@ pub async fn vehicle_savings(
     Ids(path): Ids<VehiclePath>,
     Q(query): Q<SavingsQuery>,
 ) -> ApiResult<Json<StatisticsOut>> {
-    let request = query.read()?;
-    state
-        .store()
-        .get_vehicle(access.org, path.user_id, path.electric_vehicle_id, false)
-        .await?;
-    let data = statistics::savings_rows(
-        state.store(),
+    let device = Device::vehicle(path.electric_vehicle_id);
+    device_savings(
+        &state,
         access.org,
-        path.electric_vehicle_id,
-        request.range,
-        request.bucket,
-        &request.buckets,
+        device,
+        &query,
+        vehicle_exists(&state, &access, &path),
     )
-    .await?;
-    Ok(Json(StatisticsOut {
-        metadata: StatisticsMetadataOut {
-            requested_at: state.now(),
-            query: json!({
-                "electric_vehicle_id": path.electric_vehicle_id,
-                "from": request.range.0,
-                "to": request.range.1,
-                "resolution": request.bucket.name(),
-                "timezone": "UTC",
-            }),
-            units: json!({
-                "savings.total": "EUR",
-                "savings.percentage": "%",
-                "consumption.total": "kWh",
-                "electric_vehicle.estimated_consumption_wh": "Wh",
-                "electric_vehicle.average_charge_power_w": "W",
-            }),
-            error: None,
-        },
-        data,
-    }))
+    .await
 }
 
 /// Savings of all the organisation's devices (EUR) from the sessions that started in
@@ -224,23 +209,109 @@ pub async fn vehicle_data(
     headers: HeaderMap,
     Q(query): Q<DataQuery>,
 ) -> ApiResult<Json<EvDataOut>> {
-    let request = query.read(&headers)?;
+    let device = Device::vehicle(path.electric_vehicle_id);
+    let exists = vehicle_exists(&state, &access, &path);
+    device_data(&state, access.org, device, &headers, &query, exists).await
+}
+
+/// The vehicle must be this user's: the sessions and readings tables know only the organisation.
+async fn vehicle_exists(state: &AppState, access: &OrgAccess, path: &VehiclePath) -> ApiResult<()> {
     state
         .store()
         .get_vehicle(access.org, path.user_id, path.electric_vehicle_id, false)
         .await?;
+    Ok(())
+}
+
+/// `…/sessions` of a device: the query read first (every bad parameter a 422), then `exists`
+/// (the device is the path user's, else 404), then the page.
+pub(crate) async fn device_sessions(
+    state: &AppState,
+    org: OrgScope,
+    device: Device,
+    query: &SessionsQuery,
+    exists: impl Future<Output = ApiResult<()>>,
+) -> ApiResult<Json<SessionPageOut>> {
+    let page = query.read()?;
+    exists.await?;
+    let (total, sessions) = state
+        .store()
+        .list_device_sessions(
+            device.table,
+            org,
+            Some(device.id),
+            page.range.0,
+            page.range.1,
+            page.limit,
+            page.offset,
+        )
+        .await?;
+    Ok(Json(SessionPageOut {
+        total,
+        items: sessions.into_iter().map(SessionOut::from).collect(),
+    }))
+}
+
+/// `…/savings` of a device, in the order of [`device_sessions`].
+pub(crate) async fn device_savings(
+    state: &AppState,
+    org: OrgScope,
+    device: Device,
+    query: &SavingsQuery,
+    exists: impl Future<Output = ApiResult<()>>,
+) -> ApiResult<Json<StatisticsOut>> {
+    let request = query.read()?;
+    exists.await?;
+    let data = statistics::savings_rows(
+        state.store(),
+        org,
+        (device.table, device.id),
+        request.range,
+        request.bucket,
+        &request.buckets,
+    )
+    .await?;
+    Ok(Json(StatisticsOut {
+        metadata: StatisticsMetadataOut {
+            requested_at: state.now(),
+            query: json!({
+                device.id_param: device.id,
+                "from": request.range.0,
+                "to": request.range.1,
+                "resolution": request.bucket.name(),
+                "timezone": "UTC",
+            }),
+            units: json!({
+                "savings.total": "EUR",
+                "savings.percentage": "%",
+                "consumption.total": "kWh",
+                "electric_vehicle.estimated_consumption_wh": "Wh",
+                "electric_vehicle.average_charge_power_w": "W",
+            }),
+            error: None,
+        },
+        data,
+    }))
+}
+
+/// `…/data` of a device, in the order of [`device_sessions`].
+pub(crate) async fn device_data(
+    state: &AppState,
+    org: OrgScope,
+    device: Device,
+    headers: &HeaderMap,
+    query: &DataQuery,
+    exists: impl Future<Output = ApiResult<()>>,
+) -> ApiResult<Json<EvDataOut>> {
+    let request = query.read(headers)?;
+    exists.await?;
     let readings = state
         .store()
-        .list_readings(
-            access.org,
-            path.electric_vehicle_id,
-            request.from,
-            request.to,
-        )
+        .list_device_readings(device.table, org, device.id, request.from, request.to)
         .await?;
     if readings.is_empty() && !request.fill_missing {
         return Err(ApiError::BadRequest(
-            "No data for this vehicle between from_datetime and to_datetime; send the header \
+            "No data for this device between from_datetime and to_datetime; send the header \
              fill-missing: true to get the range with null values"
                 .to_owned(),
         ));
@@ -250,7 +321,7 @@ pub async fn vehicle_data(
         metadata: StatisticsMetadataOut {
             requested_at: state.now(),
             query: json!({
-                "electric_vehicle_id": path.electric_vehicle_id,
+                device.id_param: device.id,
                 "from_datetime": request.from,
                 "to_datetime": request.to,
                 "resolution": request.bucket.name(),

@@ -1,5 +1,5 @@
 //! Savings and statistics from the recorded charging sessions: the Statistics shape (Podero
-//! §3.11) of an EV's savings per bucket, and the organisation's total.
+//! §3.11) of a device's (EV's or wallbox's) savings per bucket, and the organisation's total.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use voltplan_core::time::calendar::{Bucket, Span, bucket_of};
-use voltplan_store::fleet::SessionRecord;
+use voltplan_store::fleet::{DeviceTable, SessionRecord};
 use voltplan_store::{OrgScope, Store};
 
 use crate::error::ApiResult;
@@ -143,18 +143,18 @@ impl BucketSums {
     }
 }
 
-/// One row per bucket from the sessions of `vehicle` that started in `range`; a session counts in
-/// the bucket of its plug-in.
+/// One row per bucket from the sessions of `device` (in `table`) that started in `range`; a
+/// session counts in the bucket of its plug-in.
 pub(super) async fn savings_rows(
     store: &dyn Store,
     org: OrgScope,
-    vehicle: Uuid,
+    (table, device): (DeviceTable, Uuid),
     range: Span,
     bucket: Bucket,
     buckets: &[Span],
 ) -> ApiResult<Vec<StatisticsRowOut>> {
     let mut sums: Vec<BucketSums> = buckets.iter().map(|_| BucketSums::default()).collect();
-    for_each_session(store, org, Some(vehicle), range, |s| {
+    for_each_session(store, org, table, Some(device), range, |s| {
         if let Some(sum) = bucket_of(buckets, s.plug_in_time).and_then(|i| sums.get_mut(i)) {
             sum.add(s);
         }
@@ -174,9 +174,16 @@ pub(super) async fn org_savings_total(
     range: Span,
 ) -> ApiResult<DeviceSavingsOut> {
     let mut total = 0.0;
-    for_each_session(store, org, None, range, |s| {
-        total += session_savings(s);
-    })
+    for_each_session(
+        store,
+        org,
+        DeviceTable::ElectricVehicles,
+        None,
+        range,
+        |s| {
+            total += session_savings(s);
+        },
+    )
     .await?;
     let total = round_to(total, 4);
     Ok(DeviceSavingsOut {
@@ -187,19 +194,20 @@ pub(super) async fn org_savings_total(
     })
 }
 
-/// Calls `each` on every session of `vehicle` (or the whole organisation) that started in
-/// `[from, to)`, a page at a time.
+/// Calls `each` on every session in `table` of `device` (or the whole organisation) that started
+/// in `[from, to)`, a page at a time.
 async fn for_each_session(
     store: &dyn Store,
     org: OrgScope,
-    vehicle: Option<Uuid>,
+    table: DeviceTable,
+    device: Option<Uuid>,
     (from, to): Span,
     mut each: impl FnMut(&SessionRecord),
 ) -> ApiResult<()> {
     let mut offset = 0;
     loop {
         let (total, page) = store
-            .list_sessions(org, vehicle, from, to, SESSION_PAGE, offset)
+            .list_device_sessions(table, org, device, from, to, SESSION_PAGE, offset)
             .await?;
         page.iter().for_each(&mut each);
         offset += page.len() as i64;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use voltplan_store::{StoreError, UserRecord, new_vehicle};
 
+pub(crate) use out::{ActionOut, DeviceModelOut, DeviceTypeOut, OwnerOut};
 pub use out::{ElectricVehicleDetailOut, ElectricVehicleOut, vehicle_detail, vehicle_out};
 use write::{ElectricVehicleWrite, VehiclePatch};
 
@@ -36,8 +37,8 @@ async fn owner_and_patch(
     Ok((owner, patch))
 }
 
-/// A building named in a body must be a live building of the same user.
-async fn check_building(
+/// A building named in a body must be a live building of the same user (of any device's body).
+pub(crate) async fn check_building(
     state: &AppState,
     access: &OrgAccess,
     user_id: Uuid,

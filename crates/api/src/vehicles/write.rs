@@ -189,8 +189,9 @@ fn parse_device_model_fields(inner: &mut Fields) -> DeviceModelPatch {
     }
 }
 
-fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
-    let smart = f.bool("is_smart_optimization_active");
+/// `pause_power_until`, and `is_pause_power_active` (`false` ends a pause, `true` only with a
+/// pause into the future): the pause asked for, and whether to end one. Any device that pauses.
+pub(crate) fn parse_pause(f: &mut Fields, now: DateTime<Utc>) -> (Patch<DateTime<Utc>>, bool) {
     let pause_power_until = f.datetime("pause_power_until");
     let pause_active = f.bool("is_pause_power_active");
     let end_pause = match pause_active {
@@ -215,7 +216,12 @@ fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
         }
         Patch::Absent => false,
     };
-    let building = match (f.uuid("building"), f.uuid("building_id")) {
+    (pause_power_until, end_pause)
+}
+
+/// `building`, or its synonym `building_id` (both given: they must agree).
+pub(crate) fn parse_building(f: &mut Fields) -> Patch<Uuid> {
+    match (f.uuid("building"), f.uuid("building_id")) {
         (Patch::Absent, alias) => alias,
         (primary, Patch::Absent) => primary,
         (a, b) if a == b => a,
@@ -227,11 +233,21 @@ fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
             );
             a
         }
-    };
+    }
+}
+
+/// `price_zone`: one of the zones, never null.
+pub(crate) fn parse_price_zone(f: &mut Fields) -> Option<PriceZone> {
     let price_zone = f.one_of("price_zone", &ZONES);
-    let price_zone = f
-        .not_null("price_zone", price_zone)
-        .and_then(|z| z.parse().ok());
+    f.not_null("price_zone", price_zone)
+        .and_then(|z| z.parse().ok())
+}
+
+fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
+    let smart = f.bool("is_smart_optimization_active");
+    let (pause_power_until, end_pause) = parse_pause(f, now);
+    let building = parse_building(f);
+    let price_zone = parse_price_zone(f);
     let expected_max_charge_power = f.int("expected_max_charge_power", 1, 1_000_000);
     let expected_max_charge_power =
         f.not_null("expected_max_charge_power", expected_max_charge_power);
@@ -281,9 +297,9 @@ fn parse_patch(f: &mut Fields, now: DateTime<Utc>) -> VehiclePatch {
     }
 }
 
-fn as_i32(v: Patch<i64>) -> Patch<i32> {
+pub(crate) fn as_i32(v: Patch<i64>) -> Patch<i32> {
     match v {
-        // Ranges were checked when parsing (0–100).
+        // Ranges were checked when parsing.
         Patch::Set(n) => Patch::Set(i32::try_from(n).unwrap_or(i32::MAX)),
         Patch::Null => Patch::Null,
         Patch::Absent => Patch::Absent,

@@ -5,6 +5,7 @@
 //! skipped with a notice; with it, an unreachable server fails the test.
 #![allow(dead_code)]
 
+pub mod wallbox;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;

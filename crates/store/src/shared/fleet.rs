@@ -277,38 +277,41 @@ impl FleetStore for ThisStore {
         Self::upsert_session_in(&self.write, s).await
     }
 
-    async fn list_sessions(
+    async fn list_device_sessions(
         &self,
+        table: DeviceTable,
         org: OrgScope,
-        vehicle_id: Option<Uuid>,
+        device_id: Option<Uuid>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<SessionRecord>)> {
-        let (total,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM charging_sessions WHERE org_id = $1 AND ($2 IS NULL OR vehicle_id = $2) \
-             AND plug_in_time >= $3 AND plug_in_time < $4",
-        )
-        .bind(org.id())
-        .bind(vehicle_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.read)
-        .await?;
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            "SELECT id, org_id, vehicle_id, plug_in_time, unplug_time, data FROM charging_sessions \
-             WHERE org_id = $1 AND ($2 IS NULL OR vehicle_id = $2) AND plug_in_time >= $3 AND plug_in_time < $4 \
-             ORDER BY plug_in_time DESC, id LIMIT $5 OFFSET $6",
-        )
-        .bind(org.id())
-        .bind(vehicle_id)
-        .bind(from)
-        .bind(to)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.read)
-        .await?;
+        let (sessions, device) = table.sessions();
+        let filter = format!(
+            "FROM {sessions} WHERE org_id = $1 AND ($2 IS NULL OR {device} = $2) \
+             AND plug_in_time >= $3 AND plug_in_time < $4"
+        );
+        let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) {filter}"))
+            .bind(org.id())
+            .bind(device_id)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.read)
+            .await?;
+        let select = format!(
+            "SELECT id, org_id, {device} AS vehicle_id, plug_in_time, unplug_time, data {filter} \
+             ORDER BY plug_in_time DESC, id LIMIT $5 OFFSET $6"
+        );
+        let rows: Vec<SessionRow> = sqlx::query_as(&select)
+            .bind(org.id())
+            .bind(device_id)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?;
         Ok((total, rows.into_iter().map(Into::into).collect()))
     }
 
@@ -386,23 +389,27 @@ impl FleetStore for ThisStore {
         Self::append_reading_in(&self.write, r).await
     }
 
-    async fn list_readings(
+    async fn list_device_readings(
         &self,
+        table: DeviceTable,
         org: OrgScope,
-        vehicle_id: Uuid,
+        device_id: Uuid,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ReadingRecord>> {
-        let rows: Vec<ReadingRecord> = sqlx::query_as(
-            "SELECT vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh \
-             FROM vehicle_readings WHERE org_id = $1 AND vehicle_id = $2 AND at >= $3 AND at < $4 ORDER BY at",
-        )
-        .bind(org.id())
-        .bind(vehicle_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.read)
-        .await?;
+        let (readings, device, is_at_home) = table.readings();
+        let select = format!(
+            "SELECT {device} AS vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, \
+               {is_at_home} AS is_at_home, power_w, energy_kwh, price_eur_mwh \
+             FROM {readings} WHERE org_id = $1 AND {device} = $2 AND at >= $3 AND at < $4 ORDER BY at"
+        );
+        let rows: Vec<ReadingRecord> = sqlx::query_as(&select)
+            .bind(org.id())
+            .bind(device_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows)
     }
 }

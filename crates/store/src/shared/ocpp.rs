@@ -9,8 +9,8 @@ use voltplan_core::charger::Charger;
 use super::{Db, ThisStore};
 use crate::json_text::JsonText;
 use crate::ocpp::{
-    ChargerLink, CommandStatus, MeterSample, OcppCommand, OcppStore,
-    TransactionRecord, TransactionStart, TransactionStop,
+    ChargerLink, CommandStatus, MeterSample, OcppCommand, OcppStore, TransactionRecord,
+    TransactionStart, TransactionStop,
 };
 use crate::{OrgScope, Result, StoreError};
 
@@ -304,12 +304,7 @@ impl OcppStore for ThisStore {
         rows.iter().map(command_from).collect()
     }
 
-    async fn take_ocpp_command(
-        &self,
-        id: &str,
-        replica: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
+    async fn take_ocpp_command(&self, id: &str, replica: &str, now: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE ocpp_commands SET status = 'sent', sent_by = $1, sent_at = $2 \
              WHERE id = $3 AND status = 'queued' AND expires_at > $2",

@@ -324,14 +324,17 @@ impl Store for ThisStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE electric_vehicles SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(org.id())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        for devices in ["electric_vehicles", "wallboxes"] {
+            let delete = format!(
+                "UPDATE {devices} SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL"
+            );
+            sqlx::query(&delete)
+                .bind(now)
+                .bind(org.id())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -461,14 +464,17 @@ impl Store for ThisStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query(
-            "UPDATE electric_vehicles SET building_id = NULL, updated_at = $1 WHERE org_id = $2 AND building_id = $3",
-        )
-        .bind(now)
-        .bind(org.id())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        for devices in ["electric_vehicles", "wallboxes"] {
+            let detach = format!(
+                "UPDATE {devices} SET building_id = NULL, updated_at = $1 WHERE org_id = $2 AND building_id = $3"
+            );
+            sqlx::query(&detach)
+                .bind(now)
+                .bind(org.id())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
