@@ -1,0 +1,429 @@
+//! The OCPP 1.6J central system against a charge point somebody else wrote: The Mobility House's
+//! `ocpp` package (PyPI), driven by `tests/ocpp/charger.py`, over a real WebSocket to a real
+//! server on SQLite and PostgreSQL.
+//!
+//! Switched on by `VOLTPLAN_TEST_OCPP_PYTHON`, a Python with `ocpp` and `websockets` installed
+//! (`.ci/run` makes one); without it each test says so and passes.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::wallbox::wallbox_path;
+use common::{Tenant, TestServer, backends};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::{Instant, timeout_at};
+use uuid::Uuid;
+use voltplan_store::OrgScope;
+use voltplan_store::ocpp::{CommandStatus, OcppCommand};
+
+const PYTHON_ENV: &str = "VOLTPLAN_TEST_OCPP_PYTHON";
+
+fn python() -> Option<String> {
+    let python = std::env::var(PYTHON_ENV).ok().filter(|p| !p.is_empty());
+    if python.is_none() {
+        eprintln!(
+            "skipped: set {PYTHON_ENV} to a Python with the `ocpp` and `websockets` packages (.ci/run does)"
+        );
+    }
+    python
+}
+
+/// One Python charge point and the lines it prints.
+struct Charger {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Charger {
+    async fn spawn(python: &str, server: &TestServer, identity: &str, password: &str) -> Charger {
+        let url = format!("{}/ocpp", server.base.replacen("http://", "ws://", 1));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/charger.py");
+        let mut child = Command::new(python)
+            .args([script, &url, identity, password])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the Python charge point starts");
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Charger {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next event matching `wanted`, within 20 s.
+    async fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} from the charge point within 20 s"))
+                .expect("the charge point's output")
+                .unwrap_or_else(|| panic!("the charge point ended before {what}"));
+            let event: Value = serde_json::from_str(&line).expect("a JSON line");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+
+    async fn send(&mut self, command: Value) {
+        let line = format!("{command}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// A call through the `ocpp` library; its answer (`result` or `callerror` event).
+    async fn call(&mut self, action: &str, payload: Value) -> Value {
+        self.call_with_id(action, payload, None).await
+    }
+
+    async fn call_with_id(&mut self, action: &str, payload: Value, id: Option<&str>) -> Value {
+        self.send(json!({"op": "call", "action": action, "payload": payload, "unique_id": id}))
+            .await;
+        self.expect(action, |e| {
+            e["action"] == action && (e["event"] == "result" || e["event"] == "callerror")
+        })
+        .await
+    }
+
+    /// Sends a frame as is; the central system's answer to it.
+    async fn raw(&mut self, text: &str, answer_id: &str) -> Value {
+        self.send(json!({"op": "raw", "text": text})).await;
+        let id = answer_id.to_owned();
+        self.expect("an answer", move |e| {
+            e["event"] == "received" && e["frame"][1] == id.as_str()
+        })
+        .await["frame"]
+            .clone()
+    }
+
+    async fn close(mut self) {
+        self.send(json!({"op": "close"})).await;
+        self.expect("closed", |e| e["event"] == "closed").await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A tenant, a user and a wallbox created through the API: (tenant, user, wallbox, id, password).
+async fn wallbox(server: &TestServer) -> (Tenant, Uuid, Uuid, String, String) {
+    let tenant = server.tenant("Stadtwerke").await;
+    let user = server.create_user(&tenant, "driver@example.com").await;
+    let (id, created) = server
+        .create_wallbox(&tenant, user, json!({"price_zone": "DE_LU"}))
+        .await;
+    let identity = created["ocpp"]["charge_point_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let password = created["ocpp"]["password"].as_str().unwrap().to_owned();
+    (tenant, user, id, identity, password)
+}
+
+fn boot() -> Value {
+    json!({"chargePointVendor": "Voltplan-Test", "chargePointModel": "Wallbox 11", "chargePointSerialNumber": "SN-1"})
+}
+
+/// Polls the wallbox until `check` holds (10 s).
+async fn until_wallbox(
+    server: &TestServer,
+    t: &Tenant,
+    user: Uuid,
+    wallbox: Uuid,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = server
+            .get(&t.token, &wallbox_path(t.org_id, user, wallbox))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wallbox never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_charger_boots_with_its_password_and_is_refused_with_another() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let (t, user, wallbox, identity, password) = wallbox(&server).await;
+        let before = until_wallbox(&server, &t, user, wallbox, |_| true).await;
+        assert_eq!(before["connection"], "never_connected");
+
+        let mut wrong =
+            Charger::spawn(&python, &server, &identity, "not-the-password-at-all").await;
+        let refused = wrong.expect("refusal", |e| e["event"] == "refused").await;
+        assert_eq!(refused["status"], 401);
+        let mut unknown = Charger::spawn(&python, &server, "no-such-charger", &password).await;
+        assert_eq!(
+            unknown.expect("refusal", |e| e["event"] == "refused").await["status"],
+            401
+        );
+
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        let connected = charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        assert_eq!(connected["subprotocol"], "ocpp1.6");
+        let boot = charger.call("BootNotification", boot()).await;
+        assert_eq!(boot["event"], "result", "{boot}");
+        assert_eq!(boot["payload"]["status"], "Accepted");
+        assert_eq!(boot["payload"]["interval"], 60);
+        // After a boot the central system asks what the charger can do.
+        let asked = charger
+            .expect("GetConfiguration", |e| {
+                e["event"] == "received" && e["frame"][2] == "GetConfiguration"
+            })
+            .await;
+        assert_eq!(asked["frame"][0], 2);
+        let online = until_wallbox(&server, &t, user, wallbox, |w| {
+            w["is_ocpp_connected"] == true
+        })
+        .await;
+        assert_eq!(online["connection"], "online");
+
+        charger.close().await;
+        let offline =
+            until_wallbox(&server, &t, user, wallbox, |w| w["connection"] == "offline").await;
+        assert_eq!(offline["is_ocpp_connected"], false);
+        assert_eq!(offline["mode"], "UNAVAILABLE");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn transactions_and_meter_values_are_stored_once_however_often_they_are_sent() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let (t, user, wallbox, identity, password) = wallbox(&server).await;
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        let status = charger
+            .call(
+                "StatusNotification",
+                json!({"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}),
+            )
+            .await;
+        assert_eq!(status["event"], "result", "{status}");
+        let plugged =
+            until_wallbox(&server, &t, user, wallbox, |w| w["mode"] == "PLUGGED_IN").await;
+        assert_eq!(plugged["is_plugged_in"], true);
+
+        let start = json!({"connectorId": 1, "idTag": "HOME", "meterStart": 150_200, "timestamp": "2026-11-26T18:00:00Z"});
+        let first = charger
+            .call_with_id("StartTransaction", start.clone(), Some("start-1"))
+            .await;
+        assert_eq!(first["event"], "result", "{first}");
+        let transaction = first["payload"]["transaction_id"].as_i64().unwrap();
+        // The answer was lost: the charger sends the same message again.
+        let again = charger
+            .call_with_id("StartTransaction", start, Some("start-1"))
+            .await;
+        assert_eq!(again["payload"]["transaction_id"], transaction);
+
+        let meter = json!({"connectorId": 1, "transactionId": transaction, "meterValue": [{
+        "timestamp": "2026-11-26T18:15:00Z",
+        "sampledValue": [
+            {"value": "152950", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "11.0", "measurand": "Power.Active.Import", "unit": "kW"}
+        ]}]});
+        for _ in 0..2 {
+            let answer = charger.call("MeterValues", meter.clone()).await;
+            assert_eq!(answer["event"], "result", "{answer}");
+        }
+        let from = "2026-11-26T00:00:00Z".parse().unwrap();
+        let to = "2026-11-27T00:00:00Z".parse().unwrap();
+        let org = OrgScope::new(t.org_id);
+        let energy = server
+            .store
+            .list_meter_samples(org, wallbox, "Energy.Active.Import.Register", from, to)
+            .await
+            .unwrap();
+        assert_eq!(energy.len(), 1, "a resent MeterValues is kept once");
+        assert_eq!(energy[0].value, 152_950.0);
+        let power = server
+            .store
+            .list_meter_samples(org, wallbox, "Power.Active.Import", from, to)
+            .await
+            .unwrap();
+        assert_eq!(power[0].value, 11_000.0, "kW read as W");
+
+        let stop = charger
+            .call(
+                "StopTransaction",
+                json!({"transactionId": transaction, "idTag": "HOME", "meterStop": 168_500, "timestamp": "2026-11-26T20:00:00Z", "reason": "EVDisconnected"}),
+            )
+            .await;
+        assert_eq!(
+            stop["payload"]["id_tag_info"]["status"], "Accepted",
+            "{stop}"
+        );
+        let transactions = server
+            .store
+            .list_transactions(org, wallbox, from, to)
+            .await
+            .unwrap();
+        assert_eq!(
+            transactions.len(),
+            1,
+            "one transaction however often it started"
+        );
+        assert_eq!(transactions[0].meter_start_wh, 150_200);
+        assert_eq!(transactions[0].meter_stop_wh, Some(168_500));
+        // Another organisation's view of the wallbox has none of it.
+        let other = OrgScope::new(Uuid::new_v4());
+        assert!(
+            server
+                .store
+                .list_transactions(other, wallbox, from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        charger.close().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_get_the_right_callerror_and_the_connection_lives_on() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let (_, _, _, identity, password) = wallbox(&server).await;
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        let cases = [
+            ("this is not json", "-1", "FormationViolation"),
+            (r#"[2, "a1", "Teleport", {}]"#, "a1", "NotImplemented"),
+            (
+                r#"[2, "a2", "SetChargingProfile", {}]"#,
+                "a2",
+                "NotSupported",
+            ),
+            (
+                r#"[2, "a3", "BootNotification", {"chargePointVendor": "V"}]"#,
+                "a3",
+                "OccurenceConstraintViolation",
+            ),
+            (
+                r#"[2, "a4", "BootNotification", {"chargePointVendor": 7, "chargePointModel": "M"}]"#,
+                "a4",
+                "TypeConstraintViolation",
+            ),
+            (
+                r#"[2, "a5", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Dancing"}]"#,
+                "a5",
+                "PropertyConstraintViolation",
+            ),
+            (
+                r#"[2, "a6", "Heartbeat", {}, "extra"]"#,
+                "a6",
+                "FormationViolation",
+            ),
+            (r#"[7, "a7", "Heartbeat", {}]"#, "a7", "ProtocolError"),
+            (
+                r#"[2, "a8", "Heartbeat", {"colour": "red"}]"#,
+                "a8",
+                "FormationViolation",
+            ),
+        ];
+        for (text, id, code) in cases {
+            let frame = charger.raw(text, id).await;
+            assert_eq!(frame[0], 4, "{text} → {frame}");
+            assert_eq!(frame[2], code, "{text} → {frame}");
+        }
+        let heartbeat = charger.call("Heartbeat", json!({})).await;
+        assert_eq!(heartbeat["event"], "result", "{heartbeat}");
+        charger.close().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let (t, _, wallbox, identity, password) = wallbox(&server).await;
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        let now = server.clock_now();
+        let profile = json!({"connectorId": 1, "csChargingProfiles": {
+            "chargingProfileId": 1, "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": now,
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}}});
+        let command = OcppCommand {
+            id: format!("test-{}", Uuid::new_v4()),
+            org_id: t.org_id,
+            wallbox_id: wallbox,
+            action: "SetChargingProfile".to_owned(),
+            payload: profile.to_string(),
+            created_at: now,
+            expires_at: now + chrono::Duration::minutes(5),
+            status: CommandStatus::Queued,
+            sent_by: None,
+            sent_at: None,
+            answered_at: None,
+            response: None,
+        };
+        assert!(server.store.queue_ocpp_command(&command).await.unwrap());
+        assert!(
+            !server.store.queue_ocpp_command(&command).await.unwrap(),
+            "the same call is queued once"
+        );
+        let received = charger
+            .expect("SetChargingProfile", |e| {
+                e["event"] == "received" && e["frame"][2] == "SetChargingProfile"
+            })
+            .await;
+        assert_eq!(
+            received["frame"][3]["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"],
+            "A"
+        );
+        let org = OrgScope::new(t.org_id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored = server
+                .store
+                .get_ocpp_command(org, &command.id)
+                .await
+                .unwrap()
+                .unwrap();
+            if stored.status == CommandStatus::Accepted {
+                assert!(stored.response.unwrap().contains("Accepted"));
+                break;
+            }
+            assert!(Instant::now() < deadline, "never answered: {stored:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        charger.close().await;
+        server.stop().await;
+    }
+}
