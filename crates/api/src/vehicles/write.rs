@@ -306,49 +306,81 @@ pub(crate) fn as_i32(v: Patch<i64>) -> Patch<i32> {
     }
 }
 
+/// The charge-policy fields whose change stamps `charge_policy_last_updated_at`.
+macro_rules! charge_policy {
+    ($settings:expr) => {
+        (
+            $settings.is_charge_policy_enabled,
+            $settings.minimum_charge_limit,
+            $settings.charge_deadline_at,
+            $settings.charge_target_min,
+        )
+    };
+}
+pub(crate) use charge_policy;
+
+/// Applies the fields every device's patch shares (same names, same types) to a device record
+/// (an EV's or a wallbox's), and answers the charge policy as it was before, for
+/// [`stamp_policy`].
+macro_rules! apply_common {
+    ($p:ident, $record:ident) => {{
+        let s = &mut $record.settings;
+        let policy_before = $crate::vehicles::write::charge_policy!(s);
+        if let Some(x) = $p.is_smart_optimization_active {
+            s.is_smart_optimization_active = x;
+        }
+        $p.pause_power_until.apply(&mut s.pause_power_until);
+        if $p.end_pause {
+            s.pause_power_until = None;
+        }
+        $p.building.apply(&mut $record.building_id);
+        if let Some(zone) = $p.price_zone {
+            $record.price_zone = zone;
+        }
+        $p.external_device_id.apply(&mut s.external_device_id);
+        $p.comment.apply(&mut s.comment);
+        as_i32($p.charge_target_min).apply(&mut s.charge_target_min);
+        as_i32($p.minimum_charge_limit).apply(&mut s.minimum_charge_limit);
+        $p.charge_deadline_at.apply(&mut s.charge_deadline_at);
+        $p.is_charge_policy_enabled
+            .apply(&mut s.is_charge_policy_enabled);
+        $p.is_over_charge_allowed
+            .apply(&mut s.is_over_charge_allowed);
+        if let Some(x) = $p.is_trading_enabled {
+            s.is_trading_enabled = x;
+        }
+        if let Some(x) = $p.boost_for_next_session {
+            s.boost_for_next_session = x;
+        }
+        policy_before
+    }};
+}
+pub(crate) use apply_common;
+
+/// The end of every device's accepted change: the policy stamp when a policy field changed, and
+/// `updated_at`.
+macro_rules! stamp_policy {
+    ($record:ident, $policy_before:expr, $now:expr) => {
+        if $crate::vehicles::write::charge_policy!($record.settings) != $policy_before {
+            $record.settings.charge_policy_last_updated_at = Some($now);
+        }
+        $record.updated_at = $now;
+    };
+}
+pub(crate) use stamp_policy;
+
 pub(super) fn apply_patch(
     p: VehiclePatch,
     v: &mut VehicleRecord,
     now: DateTime<Utc>,
 ) -> Result<(), Vec<FieldError>> {
+    let policy_before = apply_common!(p, v);
     let s = &mut v.settings;
-    let policy_before = (
-        s.is_charge_policy_enabled,
-        s.minimum_charge_limit,
-        s.charge_deadline_at,
-        s.charge_target_min,
-    );
-    if let Some(x) = p.is_smart_optimization_active {
-        s.is_smart_optimization_active = x;
-    }
-    p.pause_power_until.apply(&mut s.pause_power_until);
-    if p.end_pause {
-        s.pause_power_until = None;
-    }
-    p.building.apply(&mut v.building_id);
-    if let Some(zone) = p.price_zone {
-        v.price_zone = zone;
-    }
-    p.external_device_id.apply(&mut s.external_device_id);
-    p.comment.apply(&mut s.comment);
-    as_i32(p.charge_target_min).apply(&mut s.charge_target_min);
-    as_i32(p.minimum_charge_limit).apply(&mut s.minimum_charge_limit);
-    p.charge_deadline_at.apply(&mut s.charge_deadline_at);
-    p.is_charge_policy_enabled
-        .apply(&mut s.is_charge_policy_enabled);
-    p.is_over_charge_allowed
-        .apply(&mut s.is_over_charge_allowed);
     if let Some(w) = p.expected_max_charge_power {
         s.expected_max_charge_power = i32::try_from(w).unwrap_or(i32::MAX);
     }
     if let Some(d) = p.geo_fence_distance_m {
         s.geo_fence_distance_m = d;
-    }
-    if let Some(x) = p.is_trading_enabled {
-        s.is_trading_enabled = x;
-    }
-    if let Some(x) = p.boost_for_next_session {
-        s.boost_for_next_session = x;
     }
     if let Some(c) = p.battery_capacity_kwh {
         s.battery_capacity_kwh = c;
@@ -368,16 +400,7 @@ pub(super) fn apply_patch(
             format!("charge_target_min ({min}) must not exceed minimum_charge_limit ({target})"),
         )]);
     }
-    if (
-        s.is_charge_policy_enabled,
-        s.minimum_charge_limit,
-        s.charge_deadline_at,
-        s.charge_target_min,
-    ) != policy_before
-    {
-        v.settings.charge_policy_last_updated_at = Some(now);
-    }
-    v.updated_at = now;
+    stamp_policy!(v, policy_before, now);
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use voltplan_store::WallboxRecord;
 
 use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::ApiResult;
-use crate::vehicles::write::{as_i32, parse_building, parse_pause, parse_price_zone};
+use crate::vehicles::write::{
+    apply_common, as_i32, parse_building, parse_pause, parse_price_zone, stamp_policy,
+};
 
 /// System-managed fields: accepted in a body (so a client can send back what it read) and ignored.
 pub(crate) const READ_ONLY: &[&str] = &[
@@ -250,45 +252,14 @@ pub(super) fn apply_patch(
     w: &mut WallboxRecord,
     now: DateTime<Utc>,
 ) -> Result<(), Vec<FieldError>> {
+    let policy_before = apply_common!(p, w);
     let s = &mut w.settings;
-    let policy_before = (
-        s.is_charge_policy_enabled,
-        s.minimum_charge_limit,
-        s.charge_deadline_at,
-        s.charge_target_min,
-    );
-    if let Some(x) = p.is_smart_optimization_active {
-        s.is_smart_optimization_active = x;
-    }
-    p.pause_power_until.apply(&mut s.pause_power_until);
-    if p.end_pause {
-        s.pause_power_until = None;
-    }
-    p.building.apply(&mut w.building_id);
-    if let Some(zone) = p.price_zone {
-        w.price_zone = zone;
-    }
-    p.external_device_id.apply(&mut s.external_device_id);
-    p.comment.apply(&mut s.comment);
-    as_i32(p.charge_target_min).apply(&mut s.charge_target_min);
     as_i32(p.charge_target_max).apply(&mut s.charge_target_max);
-    as_i32(p.minimum_charge_limit).apply(&mut s.minimum_charge_limit);
-    p.charge_deadline_at.apply(&mut s.charge_deadline_at);
-    p.is_charge_policy_enabled
-        .apply(&mut s.is_charge_policy_enabled);
-    p.is_over_charge_allowed
-        .apply(&mut s.is_over_charge_allowed);
     if let Some(watts) = p.charge_power_max_w {
         s.charge_power_max_w = i32::try_from(watts).unwrap_or(i32::MAX);
     }
-    if let Some(x) = p.is_trading_enabled {
-        s.is_trading_enabled = x;
-    }
     if let Some(x) = p.is_forecasting_enabled {
         s.is_forecasting_enabled = x;
-    }
-    if let Some(x) = p.boost_for_next_session {
-        s.boost_for_next_session = x;
     }
     p.session_energy_kwh.apply(&mut s.session_energy_kwh);
     if let Some(dm) = p.device_model {
@@ -302,17 +273,7 @@ pub(super) fn apply_patch(
     // Checked on the result, so that a PUT of one target is judged against the stored others.
     check_targets(&w.settings)
         .map_err(|(field, msg)| vec![FieldError::body(field, "value_error", msg)])?;
-    let s = &w.settings;
-    if (
-        s.is_charge_policy_enabled,
-        s.minimum_charge_limit,
-        s.charge_deadline_at,
-        s.charge_target_min,
-    ) != policy_before
-    {
-        w.settings.charge_policy_last_updated_at = Some(now);
-    }
-    w.updated_at = now;
+    stamp_policy!(w, policy_before, now);
     Ok(())
 }
 
