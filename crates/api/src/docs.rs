@@ -282,13 +282,20 @@ fn add_links(doc: &mut serde_json::Value) {
         if links.is_empty() {
             continue;
         }
-        if let Some(ok) = doc
+        // Podero's creates answer 200; the wallbox's (ours) answers 201.
+        let Some(post) = doc
             .get_mut("paths")
             .and_then(|p| p.get_mut(&collection))
             .and_then(|ops| ops.get_mut("post"))
-            .and_then(|op| op.pointer_mut("/responses/200"))
-            .and_then(Value::as_object_mut)
-        {
+        else {
+            continue;
+        };
+        let created = if post.pointer("/responses/200").is_some() {
+            "/responses/200"
+        } else {
+            "/responses/201"
+        };
+        if let Some(ok) = post.pointer_mut(created).and_then(Value::as_object_mut) {
             ok.insert("links".to_owned(), Value::Object(links));
         }
     }

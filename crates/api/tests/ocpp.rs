@@ -13,12 +13,14 @@ use std::time::Duration;
 use common::wallbox::wallbox_path;
 use common::{Tenant, TestServer, backends};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{Instant, timeout_at};
 use uuid::Uuid;
-use voltplan_store::OrgScope;
+use voltplan_api::{ApiConfig, AppState};
 use voltplan_store::ocpp::{CommandStatus, OcppCommand};
+use voltplan_store::{ConnectOptions, OrgScope, Store};
 
 const PYTHON_ENV: &str = "VOLTPLAN_TEST_OCPP_PYTHON";
 
@@ -41,7 +43,12 @@ struct Charger {
 
 impl Charger {
     async fn spawn(python: &str, server: &TestServer, identity: &str, password: &str) -> Charger {
-        let url = format!("{}/ocpp", server.base.replacen("http://", "ws://", 1));
+        Self::spawn_at(python, &server.base, identity, password).await
+    }
+
+    /// A charge point connecting to the server at `base` (`http://host:port`).
+    async fn spawn_at(python: &str, base: &str, identity: &str, password: &str) -> Charger {
+        let url = format!("{}/ocpp", base.replacen("http://", "ws://", 1));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/charger.py");
         let mut child = Command::new(python)
             .args([script, &url, identity, password])
@@ -373,26 +380,7 @@ async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
             .expect("connection", |e| e["event"] == "connected")
             .await;
         charger.call("BootNotification", boot()).await;
-        let now = server.clock_now();
-        let profile = json!({"connectorId": 1, "csChargingProfiles": {
-            "chargingProfileId": 1, "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
-            "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": now,
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}}});
-        let command = OcppCommand {
-            id: format!("test-{}", Uuid::new_v4()),
-            org_id: t.org_id,
-            wallbox_id: wallbox,
-            action: "SetChargingProfile".to_owned(),
-            payload: profile.to_string(),
-            created_at: now,
-            expires_at: now + chrono::Duration::minutes(5),
-            status: CommandStatus::Queued,
-            sent_by: None,
-            sent_at: None,
-            answered_at: None,
-            response: None,
-        };
+        let command = profile_call(t.org_id, wallbox, server.clock_now());
         assert!(server.store.queue_ocpp_command(&command).await.unwrap());
         assert!(
             !server.store.queue_ocpp_command(&command).await.unwrap(),
@@ -407,23 +395,151 @@ async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
             received["frame"][3]["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"],
             "A"
         );
-        let org = OrgScope::new(t.org_id);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stored = server
-                .store
-                .get_ocpp_command(org, &command.id)
-                .await
-                .unwrap()
-                .unwrap();
-            if stored.status == CommandStatus::Accepted {
-                assert!(stored.response.unwrap().contains("Accepted"));
-                break;
-            }
-            assert!(Instant::now() < deadline, "never answered: {stored:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let stored = until_answered(
+            server.store.as_ref(),
+            t.org_id,
+            &command.id,
+            CommandStatus::Accepted,
+        )
+        .await;
+        assert!(stored.response.unwrap().contains("Accepted"));
         charger.close().await;
+        server.stop().await;
+    }
+}
+
+/// A SetChargingProfile call as the worker would queue it.
+fn profile_call(org_id: Uuid, wallbox: Uuid, now: chrono::DateTime<chrono::Utc>) -> OcppCommand {
+    let profile = json!({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 1, "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": now,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}}});
+    OcppCommand {
+        id: format!("test-{}", Uuid::new_v4()),
+        org_id,
+        wallbox_id: wallbox,
+        action: "SetChargingProfile".to_owned(),
+        payload: profile.to_string(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(5),
+        status: CommandStatus::Queued,
+        sent_by: None,
+        sent_at: None,
+        answered_at: None,
+        response: None,
+    }
+}
+
+/// Waits (10 s) until the call's answer is recorded as `status`.
+async fn until_answered(
+    store: &dyn Store,
+    org_id: Uuid,
+    id: &str,
+    status: CommandStatus,
+) -> OcppCommand {
+    let org = OrgScope::new(org_id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored = store.get_ocpp_command(org, id).await.unwrap().unwrap();
+        if stored.status == status {
+            return stored;
+        }
+        assert!(Instant::now() < deadline, "never {status:?}: {stored:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A second `serve` on the same database, as another replica behind a load balancer.
+struct Replica {
+    base: String,
+    store: Arc<dyn Store>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn replica_of(server: &TestServer) -> Replica {
+    let store = voltplan_store::connect(&ConnectOptions::new(server.database_url()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(store.clone(), server.clock.clone(), ApiConfig::default());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        voltplan_api::serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Replica {
+        base,
+        store,
+        shutdown,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn with_two_replicas_a_call_reaches_the_charger_through_the_one_that_holds_it() {
+    let Some(python) = python() else { return };
+    let postgres = backends()
+        .into_iter()
+        .filter(|b| !matches!(b, common::Backend::Sqlite));
+    for backend in postgres {
+        let server = TestServer::start(&backend).await;
+        let other = replica_of(&server).await;
+        let (t, _, wallbox, identity, password) = wallbox(&server).await;
+
+        // The charger holds its WebSocket to the first replica; the call is queued by the other.
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        let call = profile_call(t.org_id, wallbox, server.clock_now());
+        assert!(other.store.queue_ocpp_command(&call).await.unwrap());
+        charger
+            .expect("SetChargingProfile", |e| {
+                e["event"] == "received" && e["frame"][2] == "SetChargingProfile"
+            })
+            .await;
+        until_answered(
+            other.store.as_ref(),
+            t.org_id,
+            &call.id,
+            CommandStatus::Accepted,
+        )
+        .await;
+        charger.close().await;
+
+        // It reconnects to the other replica and carries on there: the next call goes through it.
+        let mut charger = Charger::spawn_at(&python, &other.base, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        let heartbeat = charger.call("Heartbeat", json!({})).await;
+        assert_eq!(heartbeat["event"], "result", "{heartbeat}");
+        let call = profile_call(t.org_id, wallbox, server.clock_now());
+        assert!(server.store.queue_ocpp_command(&call).await.unwrap());
+        charger
+            .expect("SetChargingProfile", |e| {
+                e["event"] == "received" && e["frame"][2] == "SetChargingProfile"
+            })
+            .await;
+        let answered = until_answered(
+            server.store.as_ref(),
+            t.org_id,
+            &call.id,
+            CommandStatus::Accepted,
+        )
+        .await;
+        assert!(answered.sent_by.is_some());
+        charger.close().await;
+        let _ = other.shutdown.send(());
+        let _ = other.task.await;
+        drop(other.store);
         server.stop().await;
     }
 }
