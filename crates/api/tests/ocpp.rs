@@ -543,3 +543,235 @@ async fn with_two_replicas_a_call_reaches_the_charger_through_the_one_that_holds
         server.stop().await;
     }
 }
+
+/// Hourly DE_LU prices over the test's day: 100 €/MWh, but 10 €/MWh from 02:00 to 03:00 UTC.
+async fn prices_with_a_cheap_night_hour(server: &TestServer) {
+    use chrono::TimeZone;
+    let start = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+    let slots: Vec<voltplan_core::PriceSlot> = (0..48)
+        .map(|h| {
+            let from = start + chrono::Duration::hours(h);
+            voltplan_core::PriceSlot {
+                start: from,
+                end: from + chrono::Duration::hours(1),
+                price_eur_mwh: if h == 26 { 10.0 } else { 100.0 },
+            }
+        })
+        .collect();
+    server
+        .store
+        .upsert_prices(
+            voltplan_core::PriceZone::DeLu,
+            None,
+            "entsoe",
+            &slots,
+            server.clock_now(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The next SetChargingProfile the charger receives: its `csChargingProfiles`.
+async fn next_profile(charger: &mut Charger) -> Value {
+    charger
+        .expect("SetChargingProfile", |e| {
+            e["event"] == "received" && e["frame"][2] == "SetChargingProfile"
+        })
+        .await["frame"][3]["csChargingProfiles"]
+        .clone()
+}
+
+/// `(startPeriod, limit)` of a profile's periods.
+fn periods(profile: &Value) -> Vec<(i64, f64)> {
+    profile["chargingSchedule"]["chargingSchedulePeriod"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["startPeriod"].as_i64().unwrap(),
+                p["limit"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Energy a schedule in amperes on three phases allows until `end` seconds, kWh.
+fn scheduled_kwh(profile: &Value, end: i64) -> f64 {
+    let periods = periods(profile);
+    periods
+        .iter()
+        .enumerate()
+        .map(|(i, (start, amps))| {
+            let until = periods.get(i + 1).map_or(end, |p| p.0);
+            amps * 230.0 * 3.0 * (until - start) as f64 / 3600.0 / 1000.0
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_worker_steers_a_real_charger_by_its_plan_with_boost_and_records_the_session() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        prices_with_a_cheap_night_hour(&server).await;
+        let tenant = server.tenant("Stadtwerke").await;
+        let user = server.create_user(&tenant, "driver@example.com").await;
+        let (wallbox, created) = server
+            .create_wallbox(
+                &tenant,
+                user,
+                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                       "charge_target_min": 0, "charge_deadline_at": "07:00:00",
+                       "session_energy_kwh": 10.0}),
+            )
+            .await;
+        let identity = created["ocpp"]["charge_point_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let password = created["ocpp"]["password"].as_str().unwrap().to_owned();
+        let org = OrgScope::new(tenant.org_id);
+        let worker = voltplan_worker::Worker::new(
+            server.store.clone(),
+            voltplan_worker::Clouds::new(),
+            server.clock.clone(),
+            voltplan_worker::WorkerConfig::new("ocpp-test"),
+        );
+
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        // The central system learns what the charger can do (GetConfiguration) before steering.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server
+            .store
+            .get_wallbox(org, user, wallbox, false)
+            .await
+            .unwrap()
+            .charger
+            .rate_unit
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "GetConfiguration never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        charger
+            .call(
+                "StatusNotification",
+                json!({"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}),
+            )
+            .await;
+        let started = charger
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "HOME", "meterStart": 1000, "timestamp": "2026-11-26T12:00:00Z"}),
+            )
+            .await;
+        let transaction = started["payload"]["transaction_id"].as_i64().unwrap();
+
+        // One cycle: the plan (10 kWh by 07:00 Berlin = 06:00 UTC, cheapest at 02:00 UTC) goes to
+        // the charger as a TxProfile in amperes that expires at the deadline.
+        worker.run_once().await.unwrap();
+        let profile = next_profile(&mut charger).await;
+        assert_eq!(profile["chargingProfilePurpose"], "TxProfile");
+        assert_eq!(profile["transactionId"], transaction);
+        assert_eq!(profile["validTo"], "2026-11-27T06:00:00Z");
+        assert_eq!(profile["chargingSchedule"]["chargingRateUnit"], "A");
+        let cheap_from = 14 * 3600; // 02:00 UTC, seconds after the 12:00 start
+        let planned = periods(&profile);
+        assert_eq!(planned[0], (0, 0.0), "nothing at 100 €/MWh: {planned:?}");
+        for (start, limit) in &planned {
+            if *limit > 0.0 {
+                assert!(
+                    (cheap_from..cheap_from + 3600).contains(start),
+                    "charging outside the cheap hour: {planned:?}"
+                );
+            }
+        }
+        let energy = scheduled_kwh(&profile, 18 * 3600);
+        assert!(
+            (9.5..=10.5).contains(&energy),
+            "{energy} kWh scheduled: {planned:?}"
+        );
+
+        // Later cycles with nothing new send nothing (the next profile below is the boost's);
+        // once the charger's answer is recorded, steering is `ok`.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            server.clock.advance(chrono::Duration::minutes(5));
+            worker.run_once().await.unwrap();
+            let (_, shown) = server
+                .get(&tenant.token, &wallbox_path(tenant.org_id, user, wallbox))
+                .await;
+            if shown["steering_status"] == "ok" {
+                assert_eq!(shown["mode"], "PLUGGED_IN");
+                break;
+            }
+            assert!(Instant::now() < deadline, "steering never ok: {shown}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Boost: within one cycle the charger is told to charge at full power now.
+        let (status, _) = server
+            .post_empty(
+                &tenant.token,
+                &format!("{}/boost", wallbox_path(tenant.org_id, user, wallbox)),
+            )
+            .await;
+        assert_eq!(status, 204);
+        worker.run_once().await.unwrap();
+        let boosted = next_profile(&mut charger).await;
+        assert_eq!(periods(&boosted)[0], (0, 15.9), "{boosted}");
+
+        // The car draws 5 kWh by 12:30 and 10 kWh by 13:00, when it leaves: the session's energy
+        // and cost come from the register, priced in the slots it was drawn in (100 €/MWh).
+        charger
+            .call(
+                "MeterValues",
+                json!({"connectorId": 1, "transactionId": transaction, "meterValue": [{
+                    "timestamp": "2026-11-26T12:30:00Z",
+                    "sampledValue": [{"value": "6000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}),
+            )
+            .await;
+        charger
+            .call(
+                "StopTransaction",
+                json!({"transactionId": transaction, "meterStop": 11000, "timestamp": "2026-11-26T13:00:00Z", "reason": "EVDisconnected"}),
+            )
+            .await;
+        charger
+            .call(
+                "StatusNotification",
+                json!({"connectorId": 1, "errorCode": "NoError", "status": "Available"}),
+            )
+            .await;
+        server.clock.advance(chrono::Duration::minutes(30));
+        worker.run_once().await.unwrap();
+        let (status, sessions) = server
+            .get(
+                &tenant.token,
+                &format!(
+                    "{}/sessions?from=2026-11-26&to=2026-11-27",
+                    wallbox_path(tenant.org_id, user, wallbox)
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{sessions}");
+        assert_eq!(sessions["total"], 1, "{sessions}");
+        let session = &sessions["items"][0];
+        assert_eq!(session["unplug_time"], "2026-11-26T13:00:00Z", "{session}");
+        assert!(
+            (session["energy_charged_kwh"].as_f64().unwrap() - 10.0).abs() < 1e-9,
+            "{session}"
+        );
+        assert!(
+            (session["actual_cost_eur"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+            "{session}"
+        );
+        charger.close().await;
+        server.stop().await;
+    }
+}

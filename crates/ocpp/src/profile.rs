@@ -77,16 +77,22 @@ pub fn set_charging_profile(request: &ProfileRequest<'_>) -> SetChargingProfile 
         }
         let start_period = (step.from - request.start).num_seconds().max(0);
         let limit = request.unit.limit(step.power_w);
-        match periods.last_mut() {
-            // Equal neighbours are one period; a later step at the same second replaces.
-            Some(last) if last.limit == limit => continue,
-            Some(last) if last.start_period == start_period => last.limit = limit,
-            _ => periods.push(ChargingSchedulePeriod {
-                start_period,
-                limit,
-                number_phases: None,
-            }),
+        // A later step at the same second replaces the earlier one.
+        if periods
+            .last()
+            .is_some_and(|p| p.start_period == start_period)
+        {
+            periods.pop();
         }
+        // Equal neighbours are one period.
+        if periods.last().is_some_and(|p| p.limit == limit) {
+            continue;
+        }
+        periods.push(ChargingSchedulePeriod {
+            start_period,
+            limit,
+            number_phases: None,
+        });
     }
     if periods.first().is_none_or(|p| p.start_period != 0) {
         // Nothing asked for the first seconds: hold at zero until the first step.
@@ -195,6 +201,46 @@ mod tests {
         Schemas::v16()
             .check_request("SetChargingProfile", &payload)
             .unwrap();
+    }
+
+    #[test]
+    fn steps_at_the_same_second_replace_and_equal_neighbours_merge() {
+        let steps = [
+            Step {
+                from: at(0),
+                power_w: 7_000.0,
+            },
+            Step {
+                from: at(15),
+                power_w: 0.0,
+            },
+            Step {
+                from: at(15),
+                power_w: 7_000.0,
+            },
+            Step {
+                from: at(30),
+                power_w: 0.0,
+            },
+        ];
+        let request = ProfileRequest {
+            profile_id: 1,
+            transaction_id: None,
+            start: at(0),
+            steps: &steps,
+            valid_to: at(120),
+            unit: Unit::W,
+            max_periods: 24,
+        };
+        let profile = set_charging_profile(&request);
+        let periods: Vec<(i64, f64)> = profile
+            .cs_charging_profiles
+            .charging_schedule
+            .charging_schedule_period
+            .iter()
+            .map(|p| (p.start_period, p.limit))
+            .collect();
+        assert_eq!(periods, vec![(0, 7000.0), (1800, 0.0)]);
     }
 
     #[test]

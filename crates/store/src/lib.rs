@@ -14,6 +14,7 @@ mod prices;
 mod records;
 mod sql;
 mod sqlite;
+pub mod wallbox_fleet;
 mod wallboxes;
 // `shared/` holds no module of its own: `sqlite.rs` and `postgres.rs` each compile its files.
 
@@ -25,6 +26,7 @@ pub use org_vehicles::{
 };
 pub use prices::*;
 pub use records::*;
+pub use wallbox_fleet::WallboxFleetStore;
 pub use wallboxes::{ChargerLogin, WallboxRecord, WallboxStore, new_wallbox};
 
 use async_trait::async_trait;
@@ -136,6 +138,7 @@ pub trait Store:
     + OrgVehicleStore
     + WallboxStore
     + OcppStore
+    + WallboxFleetStore
     + Send
     + Sync
     + 'static

@@ -144,7 +144,10 @@ pub trait OcppStore: Send + Sync {
     ) -> Result<(ChargerLink, Charger)>;
 
     /// Writes the charger document if `link` still holds (no newer connection); `false` if not.
-    async fn save_charger(&self, link: &ChargerLink, charger: &Charger) -> Result<bool>;
+    /// `wake`: something the worker acts on changed (a plug, a status, a connection): the
+    /// wallbox becomes due at once. StartTransaction and StopTransaction always wake it.
+    async fn save_charger(&self, link: &ChargerLink, charger: &Charger, wake: bool)
+    -> Result<bool>;
 
     /// Stores a StartTransaction (or finds the one a resend repeats) and the charger document, in
     /// one transaction; the transaction id. The document is written only if `link` holds.

@@ -73,6 +73,9 @@ mod shared_ocpp;
 #[path = "shared/store.rs"]
 mod shared_store;
 #[allow(clippy::duplicate_mod)]
+#[path = "shared/wallbox_fleet.rs"]
+mod shared_wallbox_fleet;
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/wallboxes.rs"]
 mod shared_wallboxes;
 

@@ -13,6 +13,7 @@ use crate::cycle::{CycleResult, Cycler};
 use crate::device::DeviceKind;
 use crate::error::WorkerError;
 use crate::ev::ElectricVehicles;
+use crate::wallbox::Wallboxes;
 
 use crate::clouds::Clouds;
 use crate::config::WorkerConfig;
@@ -39,6 +40,22 @@ pub struct CycleStats {
     pub claim_time: std::time::Duration,
     pub cycle_time: std::time::Duration,
     pub finish_time: std::time::Duration,
+}
+
+impl CycleStats {
+    /// Adds another batch's counts and times (a run covers each kind of device).
+    fn add(&mut self, other: CycleStats) {
+        self.claimed += other.claimed;
+        self.completed += other.completed;
+        self.lost_leases += other.lost_leases;
+        self.failed += other.failed;
+        self.commands_sent += other.commands_sent;
+        self.replanned += other.replanned;
+        self.deferred += other.deferred;
+        self.claim_time += other.claim_time;
+        self.cycle_time += other.cycle_time;
+        self.finish_time += other.finish_time;
+    }
 }
 
 /// One worker process's view of the fleet.
@@ -77,13 +94,19 @@ impl Worker {
         &self.config
     }
 
-    /// Claims one batch of due vehicles and cycles it, `concurrency` at a time.
+    /// Claims one batch of due devices of each kind (EVs, then wallboxes) and cycles them,
+    /// `concurrency` at a time.
     pub async fn run_once(&self) -> Result<CycleStats, WorkerError> {
         let vehicles = ElectricVehicles {
             store: self.store.as_ref(),
             clouds: &self.clouds,
         };
-        self.run_batch(&vehicles).await
+        let mut stats = self.run_batch(&vehicles).await?;
+        let wallboxes = Wallboxes {
+            store: self.store.as_ref(),
+        };
+        stats.add(self.run_batch(&wallboxes).await?);
+        Ok(stats)
     }
 
     /// One batch of one kind of device: claim, price books, cycles, one fenced finish.

@@ -36,6 +36,7 @@ pub mod session;
 pub mod steer;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod wallbox;
 
 pub use batch::{CycleStats, Worker};
 pub use clouds::Clouds;

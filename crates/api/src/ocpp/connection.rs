@@ -41,11 +41,12 @@ pub(super) struct Session {
 
 impl Session {
     /// Saves the charger document; `false` when a newer connection of the same charger took over.
-    pub async fn save(&mut self) -> Result<bool, voltplan_store::StoreError> {
+    /// `wake`: the worker should look at the wallbox now.
+    pub async fn save(&mut self, wake: bool) -> Result<bool, voltplan_store::StoreError> {
         self.state
             .0
             .store
-            .save_charger(&self.link, &self.charger)
+            .save_charger(&self.link, &self.charger, wake)
             .await
     }
 }
@@ -80,7 +81,7 @@ pub(super) async fn run(
         schemas: Schemas::v16(),
         own_calls: VecDeque::new(),
     };
-    if let Err(error) = session.save().await {
+    if let Err(error) = session.save(true).await {
         tracing::error!(%error, charge_point_id = %session.charge_point_id, "OCPP: could not mark the charger connected");
     }
     tracing::info!(charge_point_id = %session.charge_point_id, %wallbox_id, "OCPP charger connected");
@@ -224,7 +225,7 @@ pub(super) async fn run(
     let now = state.0.clock.now();
     session.charger.connected = false;
     session.charger.disconnected_at = Some(now);
-    if let Err(error) = session.save().await {
+    if let Err(error) = session.save(true).await {
         tracing::error!(%error, charge_point_id = %session.charge_point_id, "OCPP: could not mark the charger disconnected");
     }
     tracing::info!(charge_point_id = %session.charge_point_id, "OCPP charger disconnected");

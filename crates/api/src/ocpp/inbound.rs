@@ -107,8 +107,8 @@ pub(super) async fn handle(session: &mut Session, action: &str, payload: Value) 
 }
 
 /// Saves the charger document after a message that changed it.
-async fn save(session: &mut Session, action: &str) -> Result<(), Answer> {
-    match session.save().await {
+async fn save(session: &mut Session, action: &str, wake: bool) -> Result<(), Answer> {
+    match session.save(wake).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(Answer::Superseded),
         Err(error) => Err(internal(&error, session, action)),
@@ -125,7 +125,7 @@ async fn boot(session: &mut Session, payload: Value) -> Result<Answer, Answer> {
             .or(boot.charge_box_serial_number),
         firmware_version: boot.firmware_version,
     });
-    save(session, "BootNotification").await?;
+    save(session, "BootNotification", false).await?;
     // What the charger can do decides how it is steered (profiles in W or A, or start/stop).
     let keys: Vec<Value> = CONFIGURATION_KEYS.iter().map(|k| json!(k)).collect();
     let mut request = Map::new();
@@ -146,7 +146,7 @@ async fn boot(session: &mut Session, payload: Value) -> Result<Answer, Answer> {
 }
 
 async fn heartbeat(session: &mut Session) -> Result<Answer, Answer> {
-    save(session, "Heartbeat").await?;
+    save(session, "Heartbeat", false).await?;
     Ok(reply(
         session,
         "Heartbeat",
@@ -163,6 +163,7 @@ async fn status(session: &mut Session, payload: Value) -> Result<Answer, Answer>
         .timestamp
         .unwrap_or_else(|| session.state.0.clock.now());
     let error = (status.error_code != "NoError").then_some(status.error_code);
+    let before = session.charger.connector_status;
     // Connector 0 is the charger as a whole: its faults count, its Available does not hide a
     // connector's session.
     if status.connector_id == 0 {
@@ -175,9 +176,10 @@ async fn status(session: &mut Session, payload: Value) -> Result<Answer, Answer>
     } else {
         session.charger.connector_status = parsed;
     }
+    let changed = session.charger.connector_status != before || session.charger.error_code != error;
     session.charger.error_code = error;
     session.charger.status_at = Some(at);
-    save(session, "StatusNotification").await?;
+    save(session, "StatusNotification", changed).await?;
     Ok(reply(session, "StatusNotification", &json!({})))
 }
 
@@ -370,7 +372,7 @@ pub(super) async fn answered(session: &mut Session, action: &str, payload: &Valu
     } else {
         None
     };
-    if let Err(error) = session.save().await {
+    if let Err(error) = session.save(true).await {
         tracing::error!(%error, charge_point_id = %session.charge_point_id, "OCPP: could not store the charger's configuration");
     }
 }

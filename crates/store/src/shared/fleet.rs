@@ -24,7 +24,7 @@ impl ThisStore {
     /// Leases up to `limit` due, unleased devices of `table` to `worker_id` until `until`, bumping
     /// each one's `lease_epoch`: the same SQL for every kind of device. The caller reads the
     /// leased rows (`lease_owner = worker_id AND lease_until = until`) in the same transaction.
-    async fn lease_due_in(
+    pub(super) async fn lease_due_in(
         tx: &mut Transaction<'static, Db>,
         table: DeviceTable,
         worker_id: &str,
@@ -51,47 +51,66 @@ impl ThisStore {
         Ok(())
     }
 
-    async fn upsert_session_in<'e, E>(executor: E, s: &SessionRecord) -> Result<()>
+    /// Writes a session of a `table` device (its sessions table and id column).
+    pub(super) async fn upsert_session_in<'e, E>(
+        executor: E,
+        table: DeviceTable,
+        s: &SessionRecord,
+    ) -> Result<()>
     where
         E: Executor<'e, Database = Db>,
     {
-        sqlx::query(
-            "INSERT INTO charging_sessions (id, org_id, vehicle_id, plug_in_time, unplug_time, data) \
+        let (sessions, device) = table.sessions();
+        let upsert = format!(
+            "INSERT INTO {sessions} (id, org_id, {device}, plug_in_time, unplug_time, data) \
              VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (id) DO UPDATE SET unplug_time = excluded.unplug_time, data = excluded.data",
-        )
-        .bind(s.id)
-        .bind(s.org_id)
-        .bind(s.vehicle_id)
-        .bind(s.plug_in_time)
-        .bind(s.unplug_time)
-        .bind(Json(&s.data))
-        .execute(executor)
-        .await?;
+             ON CONFLICT (id) DO UPDATE SET unplug_time = excluded.unplug_time, data = excluded.data"
+        );
+        sqlx::query(&upsert)
+            .bind(s.id)
+            .bind(s.org_id)
+            .bind(s.vehicle_id)
+            .bind(s.plug_in_time)
+            .bind(s.unplug_time)
+            .bind(Json(&s.data))
+            .execute(executor)
+            .await?;
         Ok(())
     }
 
-    async fn append_reading_in<'e, E>(executor: E, r: &ReadingRecord) -> Result<()>
+    /// Appends a `/data` reading of a `table` device (a wallbox has no geo-fence column).
+    pub(super) async fn append_reading_in<'e, E>(
+        executor: E,
+        table: DeviceTable,
+        r: &ReadingRecord,
+    ) -> Result<()>
     where
         E: Executor<'e, Database = Db>,
     {
-        sqlx::query(
-            "INSERT INTO vehicle_readings \
-             (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (vehicle_id, at) DO NOTHING",
-        )
-        .bind(r.vehicle_id)
-        .bind(r.org_id)
-        .bind(r.at)
-        .bind(r.battery_level)
-        .bind(r.is_plugged_in)
-        .bind(r.is_charging)
-        .bind(r.is_at_home)
-        .bind(r.power_w)
-        .bind(r.energy_kwh)
-        .bind(r.price_eur_mwh)
-        .execute(executor)
-        .await?;
+        let (readings, device, _) = table.readings();
+        let (home_column, home_value) = match table {
+            DeviceTable::ElectricVehicles => (", is_at_home", ", $10"),
+            DeviceTable::Wallboxes => ("", ""),
+        };
+        let insert = format!(
+            "INSERT INTO {readings} \
+             ({device}, org_id, at, battery_level, is_plugged_in, is_charging, power_w, energy_kwh, price_eur_mwh{home_column}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9{home_value}) ON CONFLICT ({device}, at) DO NOTHING"
+        );
+        let mut query = sqlx::query(&insert)
+            .bind(r.vehicle_id)
+            .bind(r.org_id)
+            .bind(r.at)
+            .bind(r.battery_level)
+            .bind(r.is_plugged_in)
+            .bind(r.is_charging)
+            .bind(r.power_w)
+            .bind(r.energy_kwh)
+            .bind(r.price_eur_mwh);
+        if table == DeviceTable::ElectricVehicles {
+            query = query.bind(r.is_at_home);
+        }
+        query.execute(executor).await?;
         Ok(())
     }
 
@@ -179,10 +198,10 @@ impl ThisStore {
             return Ok(false);
         }
         for session in &outcome.sessions {
-            Self::upsert_session_in(&mut **tx, session).await?;
+            Self::upsert_session_in(&mut **tx, DeviceTable::ElectricVehicles, session).await?;
         }
         if let Some(reading) = &outcome.reading {
-            Self::append_reading_in(&mut **tx, reading).await?;
+            Self::append_reading_in(&mut **tx, DeviceTable::ElectricVehicles, reading).await?;
         }
         Ok(true)
     }
@@ -274,7 +293,7 @@ impl FleetStore for ThisStore {
     }
 
     async fn upsert_session(&self, s: &SessionRecord) -> Result<()> {
-        Self::upsert_session_in(&self.write, s).await
+        Self::upsert_session_in(&self.write, DeviceTable::ElectricVehicles, s).await
     }
 
     async fn list_device_sessions(
@@ -386,7 +405,7 @@ impl FleetStore for ThisStore {
     }
 
     async fn append_reading(&self, r: &ReadingRecord) -> Result<()> {
-        Self::append_reading_in(&self.write, r).await
+        Self::append_reading_in(&self.write, DeviceTable::ElectricVehicles, r).await
     }
 
     async fn list_device_readings(

@@ -51,18 +51,52 @@ fn command_from(row: &<Db as sqlx::Database>::Row) -> Result<OcppCommand> {
 }
 
 impl ThisStore {
+    /// Queues a call unless one with its id exists (`false` then); only for a wallbox of the
+    /// call's organisation.
+    pub(super) async fn queue_command_in<'e, E>(executor: E, c: &OcppCommand) -> Result<bool>
+    where
+        E: sqlx::Executor<'e, Database = Db>,
+    {
+        let done = sqlx::query(&format!(
+            "INSERT INTO ocpp_commands ({COMMAND_COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+             WHERE EXISTS (SELECT 1 FROM wallboxes WHERE org_id = $2 AND id = $3) \
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(&c.id)
+        .bind(c.org_id)
+        .bind(c.wallbox_id)
+        .bind(&c.action)
+        .bind(&c.payload)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.status.as_str())
+        .bind(&c.sent_by)
+        .bind(c.sent_at)
+        .bind(c.answered_at)
+        .bind(&c.response)
+        .execute(executor)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn save_charger_in(
         tx: &mut Transaction<'static, Db>,
         link: &ChargerLink,
         charger: &Charger,
+        wake: bool,
     ) -> Result<bool> {
+        // `wake` makes the wallbox due for the worker at once (NULL: as soon as possible).
         let done = sqlx::query(
-            "UPDATE wallboxes SET charger = $1 WHERE org_id = $2 AND id = $3 AND ocpp_epoch = $4",
+            "UPDATE wallboxes SET charger = $1, \
+               next_cycle_at = CASE WHEN $5 THEN NULL ELSE next_cycle_at END \
+             WHERE org_id = $2 AND id = $3 AND ocpp_epoch = $4",
         )
         .bind(JsonText(charger))
         .bind(link.org.id())
         .bind(link.wallbox_id)
         .bind(link.epoch)
+        .bind(wake)
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -120,9 +154,14 @@ impl OcppStore for ThisStore {
         Ok((link, charger.map(|c| c.0).unwrap_or_default()))
     }
 
-    async fn save_charger(&self, link: &ChargerLink, charger: &Charger) -> Result<bool> {
+    async fn save_charger(
+        &self,
+        link: &ChargerLink,
+        charger: &Charger,
+        wake: bool,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let saved = Self::save_charger_in(&mut tx, link, charger).await?;
+        let saved = Self::save_charger_in(&mut tx, link, charger, wake).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -159,7 +198,7 @@ impl OcppStore for ThisStore {
         .await?;
         let mut charger = charger.clone();
         charger.transaction_id = Some(id);
-        Self::save_charger_in(&mut tx, link, &charger).await?;
+        Self::save_charger_in(&mut tx, link, &charger, true).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -187,7 +226,7 @@ impl OcppStore for ThisStore {
         .rows_affected()
             == 1;
         Self::insert_samples_in(&mut tx, link, samples).await?;
-        Self::save_charger_in(&mut tx, link, charger).await?;
+        Self::save_charger_in(&mut tx, link, charger, true).await?;
         tx.commit().await?;
         Ok(known)
     }
@@ -200,7 +239,7 @@ impl OcppStore for ThisStore {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         Self::insert_samples_in(&mut tx, link, samples).await?;
-        Self::save_charger_in(&mut tx, link, charger).await?;
+        Self::save_charger_in(&mut tx, link, charger, false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -265,27 +304,7 @@ impl OcppStore for ThisStore {
     }
 
     async fn queue_ocpp_command(&self, c: &OcppCommand) -> Result<bool> {
-        let done = sqlx::query(&format!(
-            "INSERT INTO ocpp_commands ({COMMAND_COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-             WHERE EXISTS (SELECT 1 FROM wallboxes WHERE org_id = $2 AND id = $3) \
-             ON CONFLICT (id) DO NOTHING"
-        ))
-        .bind(&c.id)
-        .bind(c.org_id)
-        .bind(c.wallbox_id)
-        .bind(&c.action)
-        .bind(&c.payload)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .bind(c.status.as_str())
-        .bind(&c.sent_by)
-        .bind(c.sent_at)
-        .bind(c.answered_at)
-        .bind(&c.response)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Self::queue_command_in(&self.write, c).await
     }
 
     async fn queued_ocpp_commands(
