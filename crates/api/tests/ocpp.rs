@@ -775,3 +775,98 @@ async fn the_worker_steers_a_real_charger_by_its_plan_with_boost_and_records_the
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn pause_holds_the_charger_at_zero_and_an_offline_charger_is_shown_and_comes_back() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        prices_with_a_cheap_night_hour(&server).await;
+        let tenant = server.tenant("Stadtwerke").await;
+        let user = server.create_user(&tenant, "driver@example.com").await;
+        // Everything below charge_target_min charges at once: full power now.
+        let (wallbox, created) = server
+            .create_wallbox(
+                &tenant,
+                user,
+                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                       "charge_target_min": 100, "session_energy_kwh": 10.0}),
+            )
+            .await;
+        let identity = created["ocpp"]["charge_point_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let password = created["ocpp"]["password"].as_str().unwrap().to_owned();
+        let one = wallbox_path(tenant.org_id, user, wallbox);
+        let worker = voltplan_worker::Worker::new(
+            server.store.clone(),
+            voltplan_worker::Clouds::new(),
+            server.clock.clone(),
+            voltplan_worker::WorkerConfig::new("ocpp-test"),
+        );
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        charger
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "HOME", "meterStart": 0, "timestamp": "2026-11-26T12:00:00Z"}),
+            )
+            .await;
+        worker.run_once().await.unwrap();
+        let at_once = next_profile(&mut charger).await;
+        assert_eq!(periods(&at_once)[0].1, 15.9, "{at_once}");
+
+        // Paused for two hours: within one cycle the charger is held at zero until then.
+        let (status, body) = server
+            .put(
+                &tenant.token,
+                &one,
+                json!({"pause_power_until": "2026-11-26T14:00:00Z"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        worker.run_once().await.unwrap();
+        let paused = periods(&next_profile(&mut charger).await);
+        assert_eq!(paused[0], (0, 0.0), "{paused:?}");
+        assert_eq!(
+            paused[1],
+            (7200, 15.9),
+            "charging resumes when the pause ends: {paused:?}"
+        );
+
+        // Offline: the wallbox says so at once, and an error after a quarter of an hour.
+        charger.close().await;
+        until_wallbox(&server, &tenant, user, wallbox, |w| {
+            w["connection"] == "offline"
+        })
+        .await;
+        worker.run_once().await.unwrap();
+        let (_, shown) = server.get(&tenant.token, &one).await;
+        assert_eq!(shown["connection_status"], "warning", "{shown}");
+        server.clock.advance(chrono::Duration::minutes(20));
+        worker.run_once().await.unwrap();
+        let (_, shown) = server.get(&tenant.token, &one).await;
+        assert_eq!(shown["connection_status"], "error", "{shown}");
+        assert_eq!(shown["mode"], "UNAVAILABLE");
+
+        // Back: online again, and the next cycle says so.
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("Heartbeat", json!({})).await;
+        until_wallbox(&server, &tenant, user, wallbox, |w| {
+            w["connection"] == "online"
+        })
+        .await;
+        worker.run_once().await.unwrap();
+        let (_, shown) = server.get(&tenant.token, &one).await;
+        assert_eq!(shown["connection_status"], "ok", "{shown}");
+        charger.close().await;
+        server.stop().await;
+    }
+}
