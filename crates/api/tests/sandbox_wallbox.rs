@@ -1,0 +1,149 @@
+//! The sandbox wallbox (`voltplan-sandbox-charger`: real OCPP 1.6J over a real WebSocket, a car
+//! behind it) charging by the worker's plan against a real server, on SQLite and PostgreSQL: the
+//! whole loop a utility runs, with no Python needed.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::TimeZone;
+use common::wallbox::wallbox_path;
+use common::{TestServer, backends};
+use serde_json::json;
+use tokio::time::Instant;
+use voltplan_sandbox_charger::{Car, ChargerConfig, SimulatedCharger, Snapshot};
+
+/// Polls the simulated wallbox until `check` holds (10 s).
+async fn until(
+    charger: &SimulatedCharger,
+    what: &str,
+    check: impl Fn(&Snapshot) -> bool,
+) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = charger.snapshot();
+        if check(&snapshot) {
+            return snapshot;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {snapshot:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its_meter() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let day = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+        let slots: Vec<voltplan_core::PriceSlot> = (0..48)
+            .map(|h| voltplan_core::PriceSlot {
+                start: day + chrono::Duration::hours(h),
+                end: day + chrono::Duration::hours(h + 1),
+                price_eur_mwh: if h == 26 { 10.0 } else { 100.0 },
+            })
+            .collect();
+        server
+            .store
+            .upsert_prices(
+                voltplan_core::PriceZone::DeLu,
+                None,
+                "entsoe",
+                &slots,
+                server.clock_now(),
+            )
+            .await
+            .unwrap();
+        let tenant = server.tenant("Stadtwerke").await;
+        let user = server.create_user(&tenant, "driver@example.com").await;
+        let (wallbox, created) = server
+            .create_wallbox(
+                &tenant,
+                user,
+                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                       "charge_target_min": 0, "charge_deadline_at": "07:00:00",
+                       "session_energy_kwh": 10.0}),
+            )
+            .await;
+        let ocpp = &created["ocpp"];
+        let mut config = ChargerConfig::new(
+            server.base.replacen("http://", "ws://", 1) + "/ocpp",
+            ocpp["charge_point_id"].as_str().unwrap(),
+            ocpp["password"].as_str().unwrap(),
+        );
+        config.tick = Duration::from_millis(20);
+        let charger = SimulatedCharger::spawn(config, server.clock.clone());
+        let worker = voltplan_worker::Worker::new(
+            server.store.clone(),
+            voltplan_worker::Clouds::new(),
+            server.clock.clone(),
+            voltplan_worker::WorkerConfig::new("sandbox-wallbox-test"),
+        );
+        until(&charger, "booted", |s| s.booted).await;
+
+        charger.plug_in(Car {
+            capacity_kwh: 60.0,
+            soc_pct: 40.0,
+            max_power_w: 11_000.0,
+        });
+        until(&charger, "a transaction", |s| s.transaction_id.is_some()).await;
+        // The worker plans 10 kWh in the 02:00 UTC hour and sends the profile.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while charger.snapshot().profiles_received == 0 {
+            worker.run_once().await.unwrap();
+            assert!(Instant::now() < deadline, "no profile reached the wallbox");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.clock.advance(chrono::Duration::minutes(1));
+        let held = until(&charger, "held at zero", |s| s.status == "SuspendedEVSE").await;
+        assert_eq!(held.limit_w, Some(0.0));
+
+        // Through the night on the simulated clock: it charges in the cheap hour only.
+        server.clock.set(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 27, 2, 20, 0)
+                .unwrap(),
+        );
+        let charging = until(&charger, "charging", |s| s.status == "Charging").await;
+        assert!(charging.power_w > 10_000.0, "{charging:?}");
+        server
+            .clock
+            .set(chrono::Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).unwrap());
+        let done = until(&charger, "done", |s| s.status == "SuspendedEVSE").await;
+        assert!((9_500.0..=10_600.0).contains(&done.meter_wh), "{done:?}");
+
+        // The driver leaves; the session is the meter's energy, priced at 10 €/MWh.
+        charger.unplug();
+        until(&charger, "the transaction stopped", |s| {
+            s.transaction_id.is_none()
+        })
+        .await;
+        server.clock.advance(chrono::Duration::minutes(30));
+        worker.run_once().await.unwrap();
+        // A night later the morning's token is a new one.
+        let token = server.token(&tenant.client_id, &tenant.client_secret).await;
+        let (status, sessions) = server
+            .get(
+                &token,
+                &format!(
+                    "{}/sessions?from=2026-11-26&to=2026-11-28",
+                    wallbox_path(tenant.org_id, user, wallbox)
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{sessions}");
+        let session = &sessions["items"][0];
+        let energy = session["energy_charged_kwh"].as_f64().unwrap();
+        assert!(
+            (energy - (done.meter_wh / 1000.0).floor()).abs() <= 1.0,
+            "{session} vs {done:?}"
+        );
+        let cost = session["actual_cost_eur"].as_f64().unwrap();
+        assert!(
+            cost < energy * 0.1 * 1.2,
+            "charged at the cheap price: {session}"
+        );
+        assert!(session["unplug_time"].is_string(), "{session}");
+        drop(charger);
+        server.stop().await;
+    }
+}
