@@ -98,7 +98,7 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::shared_price_file;
+    use crate::import::test_support::{price_range, shared_price_file};
     use crate::import::{Format, import_file};
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -125,17 +125,7 @@ mod tests {
             report.points[0].end - report.points[0].start,
             Duration::hours(1)
         );
-        let min = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::INFINITY, f64::min);
-        let max = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::NEG_INFINITY, f64::max);
-        assert_eq!((min, max), (-222.36, 871.0));
+        assert_eq!(price_range(&report), (-222.36, 871.0));
     }
 
     #[test]

@@ -266,23 +266,10 @@ fn import_selected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::shared_price_file;
+    use crate::import::test_support::{count_between, shared_price_file, utc};
     use crate::import::{Format, import_file, import_file_all_columns};
-    use chrono::TimeZone;
     use voltplan_core::Resolution;
     use voltplan_core::price::resample;
-
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-    }
-
-    fn count_between(report: &ImportReport, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-        report
-            .points
-            .iter()
-            .filter(|p| p.start >= from && p.start < to)
-            .count()
-    }
 
     fn price_at(report: &ImportReport, start: DateTime<Utc>) -> f64 {
         report
