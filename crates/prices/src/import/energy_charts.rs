@@ -120,18 +120,13 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::{count_between, price_range, shared_price_file, utc};
-    use crate::import::{Format, import_file};
+    use crate::import::Format;
+    use crate::import::test_support::{count_between, import_shared, price_range, utc};
     use chrono::Duration;
 
     #[test]
     fn exaa_2023_is_a_full_year_of_quarter_hours_with_the_wrong_offsets_repaired() {
-        let report = import_file(
-            shared_price_file("energy_charts_exaa_DE_LU_15min_2023.csv"),
-            Format::Csv,
-            None,
-        )
-        .unwrap();
+        let report = import_shared("energy_charts_exaa_DE_LU_15min_2023.csv", Format::Csv, None);
         assert_eq!(report.zone_column, "Day Ahead Auktion EXAA (DE-LU)");
         assert_eq!(report.points.len(), 35040);
         assert_eq!(report.first, Some(utc(2022, 12, 31, 23, 0)));

@@ -479,6 +479,15 @@ pub(crate) mod test_support {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
     }
 
+    /// A file of the shared data folder, imported (it must import).
+    pub(crate) fn import_shared(
+        name: &str,
+        format: super::Format,
+        column: Option<&str>,
+    ) -> ImportReport {
+        super::import_file(shared_price_file(name), format, column).unwrap()
+    }
+
     /// The lowest and the highest price of `report`.
     pub(crate) fn price_range(report: &ImportReport) -> (f64, f64) {
         let prices = report.points.iter().map(|p| p.price_eur_mwh);
