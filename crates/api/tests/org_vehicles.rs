@@ -94,10 +94,10 @@ struct Fleet {
 }
 
 async fn create_ev(s: &TestServer, t: &Tenant, user: Uuid, zone: PriceZone) -> Uuid {
-    let body = s
-        .create_ev(&t, user, json!({"price_zone": zone.as_str()}))
-        .await;
-    id_of(&body)
+    id_of(
+        &s.create_ev(t, user, json!({"price_zone": zone.as_str()}))
+            .await,
+    )
 }
 
 /// Organisation A: anna and bert with cars in every state the filters tell apart, one deleted car
