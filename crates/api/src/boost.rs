@@ -95,8 +95,7 @@ fn decide(settings: &EvSettings, state: &EvState) -> BoostDecision {
 /// car's cap `charge_target_max`, else 100): 409 `{"state": …, "reason": "fully_charged"}`.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/boost",
     tag = "User Electric Vehicles", params(VehiclePath),
-    responses((status = 204, description = "Boost requested, or armed for the next plug-in"),
-        (status = 404), (status = 409, body = BoostConflictOut)),
+    responses((status = 204, description = "Boost requested, or armed for the next plug-in"), (status = 409, body = BoostConflictOut)),
     security(("bearer" = [])))]
 pub async fn start_boost(
     State(state): State<AppState>,
@@ -145,7 +144,7 @@ pub async fn start_boost(
 /// cancelled: it ends when the battery is full, the car is unplugged or the car stops it.
 #[utoipa::path(delete, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/boost",
     tag = "User Electric Vehicles", params(VehiclePath),
-    responses((status = 204, description = "Nothing is armed any more"), (status = 404)),
+    responses((status = 204, description = "Nothing is armed any more")),
     security(("bearer" = [])))]
 pub async fn cancel_boost(
     State(state): State<AppState>,

@@ -219,7 +219,7 @@ fn apply_patch(
 /// List a user's buildings.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings", tag = "User Buildings",
     params(UserPath, IncludeDeleted),
-    responses((status = 200, body = [BuildingOut]), (status = 404)),
+    responses((status = 200, body = [BuildingOut])),
     security(("bearer" = [])))]
 pub async fn list_buildings(
     State(state): State<AppState>,
@@ -242,7 +242,7 @@ pub async fn list_buildings(
 /// Create a building for a user. Only `name` is required.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings", tag = "User Buildings",
     params(UserPath), request_body = BuildingWrite,
-    responses((status = 200, body = BuildingOut), (status = 404), (status = 422)),
+    responses((status = 200, body = BuildingOut)),
     security(("bearer" = [])))]
 pub async fn create_building(
     State(state): State<AppState>,
@@ -266,7 +266,7 @@ pub async fn create_building(
 /// Get one building.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings/{building_id}", tag = "User Buildings",
     params(BuildingPath, IncludeDeleted),
-    responses((status = 200, body = BuildingOut), (status = 404)),
+    responses((status = 200, body = BuildingOut)),
     security(("bearer" = [])))]
 pub async fn get_building(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn get_building(
 /// Update a building (partial: send only the fields to change).
 #[utoipa::path(put, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings/{building_id}", tag = "User Buildings",
     params(BuildingPath), request_body = BuildingWrite,
-    responses((status = 200, body = BuildingOut), (status = 404), (status = 422)),
+    responses((status = 200, body = BuildingOut)),
     security(("bearer" = [])))]
 pub async fn update_building(
     State(state): State<AppState>,
@@ -316,7 +316,7 @@ pub async fn update_building(
 /// Delete a building (soft). Vehicles linked to it are unlinked.
 #[utoipa::path(delete, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings/{building_id}", tag = "User Buildings",
     params(BuildingPath),
-    responses((status = 204, description = "Deleted"), (status = 404)),
+    responses((status = 204, description = "Deleted")),
     security(("bearer" = [])))]
 pub async fn delete_building(
     State(state): State<AppState>,

@@ -293,7 +293,7 @@ pub struct OrgVehiclePageOut {
 /// parameter.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/electric-vehicles", tag = "Devices",
     params(OrgPath, OrgVehiclesQuery),
-    responses((status = 200, body = OrgVehiclePageOut), (status = 401), (status = 404), (status = 422)),
+    responses((status = 200, body = OrgVehiclePageOut)),
     security(("bearer" = [])))]
 pub async fn list_org_vehicles(
     State(state): State<AppState>,

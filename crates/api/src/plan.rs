@@ -60,7 +60,7 @@ fn plan_window(plan: &serde_json::Value) -> Option<(DateTime<Utc>, DateTime<Utc>
 /// Get the vehicle's current charging plan (Voltplan extension).
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/plan",
     tag = "User Electric Vehicles", params(VehiclePath),
-    responses((status = 200, body = PlanOut), (status = 404)),
+    responses((status = 200, body = PlanOut)),
     security(("bearer" = [])))]
 pub async fn get_plan(
     State(state): State<AppState>,

@@ -324,7 +324,7 @@ pub async fn sandbox_vehicle(
 /// Plug the car in. Like a real car it starts charging on its own until smart charging stops it.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/plug-in",
     tag = "Sandbox", params(SandboxVehiclePath),
-    responses((status = 200, body = SandboxVehicleOut), (status = 404)),
+    responses((status = 200, body = SandboxVehicleOut)),
     security(("bearer" = [])))]
 pub async fn plug_in(
     State(state): State<AppState>,
@@ -338,7 +338,7 @@ pub async fn plug_in(
 /// Unplug the car (ends a live boost, as on a real car).
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/unplug",
     tag = "Sandbox", params(SandboxVehiclePath),
-    responses((status = 200, body = SandboxVehicleOut), (status = 404)),
+    responses((status = 200, body = SandboxVehicleOut)),
     security(("bearer" = [])))]
 pub async fn unplug(
     State(state): State<AppState>,
@@ -352,7 +352,7 @@ pub async fn unplug(
 /// Drive `km` away at once (northwards), draining the battery; the car must be unplugged (409).
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/drive",
     tag = "Sandbox", params(SandboxVehiclePath), request_body = DriveIn,
-    responses((status = 200, body = SandboxVehicleOut), (status = 404), (status = 409), (status = 422)),
+    responses((status = 200, body = SandboxVehicleOut), (status = 409)),
     security(("bearer" = [])))]
 pub async fn drive(
     State(state): State<AppState>,
@@ -368,7 +368,7 @@ pub async fn drive(
 /// Set the car's state of charge.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/set-level",
     tag = "Sandbox", params(SandboxVehiclePath), request_body = SetLevelIn,
-    responses((status = 200, body = SandboxVehicleOut), (status = 404), (status = 422)),
+    responses((status = 200, body = SandboxVehicleOut)),
     security(("bearer" = [])))]
 pub async fn set_level(
     State(state): State<AppState>,
@@ -388,7 +388,7 @@ pub async fn set_level(
 /// the worker raises a `reauthenticate` action.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/revoke-authorization",
     tag = "Sandbox", params(SandboxVehiclePath),
-    responses((status = 200, body = SandboxVehicleOut), (status = 404)),
+    responses((status = 200, body = SandboxVehicleOut)),
     security(("bearer" = [])))]
 pub async fn revoke_authorization(
     State(state): State<AppState>,
@@ -405,7 +405,7 @@ pub async fn revoke_authorization(
 /// Give Voltplan its access back.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{electric_vehicle_id}/restore-authorization",
     tag = "Sandbox", params(SandboxVehiclePath),
-    responses((status = 200, body = SandboxVehicleOut), (status = 404)),
+    responses((status = 200, body = SandboxVehicleOut)),
     security(("bearer" = [])))]
 pub async fn restore_authorization(
     State(state): State<AppState>,

@@ -2,52 +2,44 @@
 #![allow(dead_code)]
 
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// A day-ahead bidding zone.
-#[derive(ToSchema, serde::Serialize)]
-pub enum PriceZone {
-    #[serde(rename = "AT")]
-    At,
-    #[serde(rename = "AT_HOURLY")]
-    AtHourly,
-    #[serde(rename = "BE")]
-    Be,
-    #[serde(rename = "CH")]
-    Ch,
-    #[serde(rename = "EE")]
-    Ee,
-    #[serde(rename = "DE_LU")]
-    DeLu,
-    #[serde(rename = "HU")]
-    Hu,
-    #[serde(rename = "IT_CNOR")]
-    ItCnor,
-    #[serde(rename = "IT_CSUD")]
-    ItCsud,
-    #[serde(rename = "IT_NORD")]
-    ItNord,
-    #[serde(rename = "IT_PUN")]
-    ItPun,
-    #[serde(rename = "IT_SARD")]
-    ItSard,
-    #[serde(rename = "IT_SICI")]
-    ItSici,
-    #[serde(rename = "IT_SUD")]
-    ItSud,
-    #[serde(rename = "PT")]
-    Pt,
-    #[serde(rename = "RO")]
-    Ro,
-    #[serde(rename = "SE_1")]
-    Se1,
-    #[serde(rename = "SE_2")]
-    Se2,
-    #[serde(rename = "SE_3")]
-    Se3,
-    #[serde(rename = "SE_4")]
-    Se4,
-    #[serde(rename = "UK")]
-    Uk,
+/// A string schema of exactly `values`. Callers pass the table their parser reads, so the
+/// document can neither list a value the server refuses nor miss one it accepts.
+pub(crate) fn accepted_values<'a>(
+    description: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.into_iter().map(str::to_owned)))
+        .description(Some(description))
+        .into()
+}
+
+/// Declares a documentation-only type whose schema is [`accepted_values`] of `$values` (for
+/// `value_type = …` on a parameter or field that the handler reads as text).
+macro_rules! accepted_values_type {
+    (#[doc = $doc:literal] $vis:vis struct $name:ident = $values:expr;) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        $vis struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::schemas::accepted_values($doc.trim(), $values)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use accepted_values_type;
+
+accepted_values_type! {
+    /// A day-ahead bidding zone.
+    pub struct PriceZone = voltplan_core::PriceZone::ALL.map(voltplan_core::PriceZone::as_str);
 }
 
 /// Health of a status dimension.

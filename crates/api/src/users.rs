@@ -15,21 +15,16 @@ use crate::auth::OrgAccess;
 use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Ids, IncludeDeleted, OrgPath, Q, UserPath};
+use crate::schemas::accepted_values_type;
 use crate::state::AppState;
 
 const ROLES: &[&str] = &["admin", "staff", "user"];
 
-/// A user's role, as the OpenAPI document shows it.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-enum UserRole {
-    #[schema(rename = "admin")]
-    Admin,
-    #[schema(rename = "staff")]
-    Staff,
-    #[schema(rename = "user")]
-    User,
+accepted_values_type! {
+    /// A user's role, as the OpenAPI document shows it.
+    struct UserRole = ROLES.iter().copied();
 }
+
 pub(crate) const READ_ONLY: &[&str] = &[
     "id",
     "location_last_updated",
@@ -307,7 +302,7 @@ pub async fn get_user(
 /// Update a user: a partial update, send only the fields to change (`null` clears a field).
 #[utoipa::path(put, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}", tag = "Users",
     params(UserPath), request_body = UserWrite,
-    responses((status = 200, body = UserOut), (status = 404), (status = 422)),
+    responses((status = 200, body = UserOut)),
     security(("bearer" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
@@ -334,7 +329,7 @@ pub async fn update_user(
 /// through the API.
 #[utoipa::path(delete, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}", tag = "Users",
     params(UserPath),
-    responses((status = 204, description = "Deleted"), (status = 404)),
+    responses((status = 204, description = "Deleted")),
     security(("bearer" = [])))]
 pub async fn delete_user(
     State(state): State<AppState>,

@@ -9,7 +9,6 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
-use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_clouds::SandboxCloud;
 use voltplan_store::{AuthSessionOutcome, OrgScope};
 use voltplan_worker::{Clouds, Worker, WorkerConfig};
@@ -39,16 +38,7 @@ async fn cycle(worker: &Worker) {
 
 /// A sandbox EV created through the API.
 async fn sandbox_ev(s: &TestServer, t: &Tenant, user: Uuid, manufacturer: &str) -> Uuid {
-    let (status, created) = s
-        .post(
-            &t.token,
-            &evs_path(t.org_id, user),
-            json!({"device_model": {"manufacturer": manufacturer, "model": "model 3",
-                   "cloud_service": SANDBOX_CLOUD.id}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
-    id_of(&created)
+    id_of(&s.create_sandbox_ev(t, user, manufacturer).await)
 }
 
 /// A sandbox EV whose owner revoked access, as the partner sees it after a worker cycle.
@@ -130,8 +120,7 @@ async fn start_session(
 async fn auth_session_answers_a_consent_url_for_a_sandbox_vehicle() {
     for backend in backends() {
         let (s, _sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = sandbox_ev(&s, &t, user, "tesla").await;
 
         let (status, body) = s
@@ -233,8 +222,7 @@ async fn auth_session_answers_a_consent_url_for_a_sandbox_vehicle() {
 async fn auth_session_is_scoped_and_checks_its_urls() {
     for backend in backends() {
         let (s, _sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = sandbox_ev(&s, &t, user, "tesla").await;
         let path = auth_session_path(t.org_id, user, ev);
 
@@ -320,8 +308,7 @@ async fn only_sandbox_vehicles_on_a_sandbox_server_can_be_relinked() {
     for backend in backends() {
         // A vehicle of no (or another) cloud service: 409 saying why.
         let (s, _sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let (_, plain) = s.post(&t.token, &evs_path(t.org_id, user), json!({})).await;
         let plain = id_of(&plain);
         let (status, body) = s
@@ -350,16 +337,8 @@ async fn only_sandbox_vehicles_on_a_sandbox_server_can_be_relinked() {
 
         // A sandbox vehicle on a server without the sandbox.
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
-        let (_, created) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"device_model": {"cloud_service": SANDBOX_CLOUD.id}}),
-            )
-            .await;
-        let ev = id_of(&created);
+        let (t, user) = s.tenant_with_user("Utility A").await;
+        let ev = sandbox_ev(&s, &t, user, "tesla").await;
         let (status, body) = s
             .post(&t.token, &auth_session_path(t.org_id, user, ev), json!({}))
             .await;
@@ -379,8 +358,7 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
         let worker = worker(&s, &sandbox);
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         assert!(!sandbox.snapshot(ev).unwrap().is_authorized);
 
@@ -471,8 +449,7 @@ async fn denying_leaves_the_link_revoked() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
         let worker = worker(&s, &sandbox);
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         let (url, session_id) = start_session(
             &s,
@@ -522,8 +499,7 @@ async fn a_session_expires_at_the_end_of_the_next_day() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
         let worker = worker(&s, &sandbox);
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         let (url, _) = start_session(&s, &t, user, ev, json!({"success_url": SUCCESS})).await;
 
@@ -549,8 +525,7 @@ async fn a_session_expires_at_the_end_of_the_next_day() {
 async fn the_consent_page_escapes_names_and_refuses_what_it_does_not_know() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = sandbox_ev(&s, &t, user, "<script>alert('x')</script>").await;
         let (url, session_id) =
             start_session(&s, &t, user, ev, json!({"success_url": SUCCESS})).await;
@@ -609,8 +584,7 @@ async fn the_consent_page_escapes_names_and_refuses_what_it_does_not_know() {
 async fn a_session_is_decided_once_even_when_raced() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = sandbox_ev(&s, &t, user, "tesla").await;
         sandbox.revoke_authorization(ev).unwrap();
         let (url, session_id) = start_session(

@@ -28,8 +28,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
 async fn list_returns_exactly_the_seed_object_with_its_defaults() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let (status, created) = s.post(&t.token, &evs_path(t.org_id, user), json!({})).await;
         assert_eq!(status, 200, "{created}");
 
@@ -88,30 +87,22 @@ async fn list_returns_exactly_the_seed_object_with_its_defaults() {
 async fn settings_are_written_partially_and_read_back() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
-        let (_, building) = s
-            .post(
-                &t.token,
-                &buildings_path(t.org_id, user),
+        let (t, user) = s.tenant_with_user("Utility A").await;
+        let building = s
+            .create_building(
+                &t,
+                user,
                 json!({"name": "Home", "latitude": 48.2, "longitude": 16.37}),
             )
             .await;
-        let (status, ev) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({
+        let ev = s.create_ev(&t, user, json!({
                     "building": building["id"], "price_zone": "DE_LU", "charge_target_min": 30,
                     "minimum_charge_limit": 80, "charge_deadline_at": "07:30", "expected_max_charge_power": 11000,
                     "battery_capacity_kwh": "79.5", "is_smart_optimization_active": true, "comment": "company car",
                     "device_model": {"manufacturer": "Tesla", "model": "Model 3", "year": 2024},
                     // read-only fields are ignored
                     "battery_level": 99, "lifecycle_state": "error", "owner": {"id": "x"}
-                }),
-            )
-            .await;
-        assert_eq!(status, 200, "{ev}");
+                })).await;
         assert_eq!(ev["building"], building["id"]);
         assert_eq!(ev["price_zone"], "DE_LU");
         assert_eq!(ev["charge_deadline_at"], "07:30:00");
@@ -166,22 +157,13 @@ async fn settings_are_written_partially_and_read_back() {
 async fn each_class_of_invalid_field_is_a_422_naming_it_and_nothing_is_written() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let other_user = s.create_user(&t, "ben@example.com").await;
-        let (_, foreign_building) = s
-            .post(
-                &t.token,
-                &buildings_path(t.org_id, other_user),
-                json!({"name": "Ben's"}),
-            )
+        let foreign_building = s
+            .create_building(&t, other_user, json!({"name": "Ben's"}))
             .await;
-        let (_, ev) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"minimum_charge_limit": 80}),
-            )
+        let ev = s
+            .create_ev(&t, user, json!({"minimum_charge_limit": 80}))
             .await;
         let path = ev_path(t.org_id, user, id_of(&ev));
 
@@ -294,8 +276,7 @@ async fn each_class_of_invalid_field_is_a_422_naming_it_and_nothing_is_written()
 async fn deleted_vehicles_are_hidden_unless_asked_for() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let (_, keep) = s.post(&t.token, &evs_path(t.org_id, user), json!({})).await;
         let (_, gone) = s.post(&t.token, &evs_path(t.org_id, user), json!({})).await;
         let gone_path = ev_path(t.org_id, user, id_of(&gone));

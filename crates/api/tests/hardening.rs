@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 use voltplan_api::ApiConfig;
-use voltplan_clouds::SANDBOX_CLOUD;
 
 /// The series of one metric in the exposition text.
 fn series<'a>(metrics: &'a str, name: &str) -> Vec<&'a str> {
@@ -307,17 +306,8 @@ const CANCEL: &str = "https://cancel.partner.example/ev/cancelled";
 
 /// A consent page's URL and session id, for a sandbox car of a fresh tenant.
 async fn consent_url(s: &TestServer) -> (String, Uuid) {
-    let t = s.tenant("Utility A").await;
-    let user = s.create_user(&t, "anna@example.com").await;
-    let (status, ev) = s
-        .post(
-            &t.token,
-            &evs_path(t.org_id, user),
-            json!({"device_model": {"manufacturer": "tesla", "model": "model 3",
-                   "cloud_service": SANDBOX_CLOUD.id}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{ev}");
+    let (t, user) = s.tenant_with_user("Utility A").await;
+    let ev = s.create_sandbox_ev(&t, user, "tesla").await;
     let (status, session) = s
         .post(
             &t.token,

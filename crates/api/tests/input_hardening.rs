@@ -53,14 +53,9 @@ async fn control_characters_are_refused_by_name_and_never_stored() {
 
         // A comment may span lines; other control characters are refused there too.
         let user = s.create_user(&t, "anna@example.com").await;
-        let (status, ev) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"comment": "garage\nleft side\tcable"}),
-            )
+        let ev = s
+            .create_ev(&t, user, json!({"comment": "garage\nleft side\tcable"}))
             .await;
-        assert_eq!(status, 200, "{ev}");
         let (status, body) = s
             .put(
                 &t.token,
@@ -115,8 +110,7 @@ async fn e_mail_uniqueness_folds_case_the_same_on_every_backend() {
 async fn deadline_with_a_leap_second_is_refused() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         for bad in ["07:00:60", "24:00", "7:00:00:00"] {
             let (status, body) = s
                 .post(

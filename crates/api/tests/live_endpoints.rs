@@ -7,7 +7,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voltplan_clouds::SANDBOX_CLOUD;
 use voltplan_core::vehicle::{BoostState, EvSettings, EvState};
 use voltplan_store::fleet::{CycleOutcome, ReadingRecord, SessionData, SessionRecord};
 use voltplan_store::{OrgScope, new_vehicle};
@@ -57,8 +56,7 @@ async fn settings_of(s: &TestServer, t: &Tenant, user: Uuid, ev: Uuid) -> EvSett
 async fn boost_follows_the_podero_rules() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
 
         // Plugged in and idle: 204, the request is recorded and shows as `requested`.
         let ev = insert_ev(&s, &t, user, plugged(40)).await;
@@ -221,8 +219,7 @@ async fn boost_follows_the_podero_rules() {
 async fn a_revoked_link_shows_a_reauthenticate_action() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let revoked = insert_ev(
             &s,
             &t,
@@ -268,8 +265,7 @@ async fn a_revoked_link_shows_a_reauthenticate_action() {
 async fn the_plan_is_the_workers_or_null_with_a_reason() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let (_, created) = s.post(&t.token, &evs_path(t.org_id, user), json!({})).await;
         let ev = id_of(&created);
         let plan_path = format!("{}/plan", ev_path(t.org_id, user, ev));
@@ -402,8 +398,7 @@ async fn add_session(
 async fn sessions_are_paginated_and_validated() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = insert_ev(&s, &t, user, EvState::default()).await;
         let first = add_session(&s, &t, ev, at(2026, 11, 1, 0, 0), (5.0, 3.0, 20.0)).await;
         add_session(&s, &t, ev, at(2026, 11, 10, 18, 0), (5.0, 3.0, 20.0)).await;
@@ -511,8 +506,7 @@ async fn sessions_are_paginated_and_validated() {
 async fn savings_are_summed_per_utc_bucket_and_per_organisation() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = insert_ev(&s, &t, user, EvState::default()).await;
         let ev2 = insert_ev(&s, &t, user, EvState::default()).await;
         add_session(&s, &t, ev, at(2026, 11, 2, 18, 0), (10.0, 6.0, 40.0)).await;
@@ -621,8 +615,7 @@ async fn savings_are_summed_per_utc_bucket_and_per_organisation() {
 async fn data_is_bucketed_from_readings_and_fill_missing_fills_the_range() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = insert_ev(&s, &t, user, EvState::default()).await;
         let reading = |minute: u32, level: f64, charging: bool, price: f64| ReadingRecord {
             vehicle_id: ev,
@@ -745,17 +738,8 @@ async fn data_is_bucketed_from_readings_and_fill_missing_fills_the_range() {
 async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
-        let (status, created) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"device_model": {"manufacturer": "tesla", "model": "model 3",
-                       "cloud_service": SANDBOX_CLOUD.id}}),
-            )
-            .await;
-        assert_eq!(status, 200, "{created}");
+        let (t, user) = s.tenant_with_user("Utility A").await;
+        let created = s.create_sandbox_ev(&t, user, "tesla").await;
         assert_eq!(created["is_authenticated"], true);
         assert_eq!(created["connection_status"], "ok");
         let ev = id_of(&created);
@@ -893,15 +877,8 @@ async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
 
         // A server without a sandbox says so.
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
-        let (_, created) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"device_model": {"cloud_service": SANDBOX_CLOUD.id}}),
-            )
-            .await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
+        let created = s.create_sandbox_ev(&t, user, "tesla").await;
         assert_eq!(created["is_authenticated"], false);
         let (status, body) = s
             .get(&t.token, &sandbox_ev_path(t.org_id, id_of(&created)))

@@ -94,15 +94,10 @@ struct Fleet {
 }
 
 async fn create_ev(s: &TestServer, t: &Tenant, user: Uuid, zone: PriceZone) -> Uuid {
-    let (status, body) = s
-        .post(
-            &t.token,
-            &evs_path(t.org_id, user),
-            json!({"price_zone": zone.as_str()}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    id_of(&body)
+    id_of(
+        &s.create_ev(t, user, json!({"price_zone": zone.as_str()}))
+            .await,
+    )
 }
 
 /// Organisation A: anna and bert with cars in every state the filters tell apart, one deleted car

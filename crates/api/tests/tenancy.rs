@@ -13,20 +13,8 @@ async fn another_organisations_objects_are_404_and_unchanged() {
         let a = s.tenant("Utility A").await;
         let b = s.tenant("Utility B").await;
         let user = s.create_user(&a, "anna@example.com").await;
-        let (_, building) = s
-            .post(
-                &a.token,
-                &buildings_path(a.org_id, user),
-                json!({"name": "Home"}),
-            )
-            .await;
-        let (_, ev) = s
-            .post(
-                &a.token,
-                &evs_path(a.org_id, user),
-                json!({"comment": "A's car"}),
-            )
-            .await;
+        let building = s.create_building(&a, user, json!({"name": "Home"})).await;
+        let ev = s.create_ev(&a, user, json!({"comment": "A's car"})).await;
         let (building, ev) = (id_of(&building), id_of(&ev));
         let snapshot = (
             s.get(&a.token, &user_path(a.org_id, user)).await.1,

@@ -83,19 +83,9 @@ async fn users_are_created_updated_partially_and_soft_deleted_with_their_devices
         assert_eq!(read, updated);
 
         // A user with a building and a vehicle; deleting the user deletes both.
-        let (_, building) = s
-            .post(
-                &t.token,
-                &buildings_path(t.org_id, id),
-                json!({"name": "Home"}),
-            )
-            .await;
-        let (_, ev) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, id),
-                json!({"building_id": building["id"]}),
-            )
+        let building = s.create_building(&t, id, json!({"name": "Home"})).await;
+        let ev = s
+            .create_ev(&t, id, json!({"building_id": building["id"]}))
             .await;
         let (status, _) = s.delete(&t.token, &user_path(t.org_id, id)).await;
         assert_eq!(status, 204);
@@ -150,8 +140,7 @@ async fn users_are_created_updated_partially_and_soft_deleted_with_their_devices
 async fn buildings_are_crud_and_unlink_their_vehicles_when_deleted() {
     for backend in backends() {
         let s = TestServer::start(&backend).await;
-        let t = s.tenant("Utility A").await;
-        let user = s.create_user(&t, "anna@example.com").await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
         let (status, body) = s
             .post(
                 &t.token,
@@ -161,14 +150,7 @@ async fn buildings_are_crud_and_unlink_their_vehicles_when_deleted() {
             .await;
         assert_eq!(status, 422);
         assert_eq!(invalid_fields(&body), vec!["name"]);
-        let (status, b) = s
-            .post(
-                &t.token,
-                &buildings_path(t.org_id, user),
-                json!({"name": "Home", "property_type": "Detached", "num_occupants": 3, "photovoltaic": true, "zip_code": "1010"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{b}");
+        let b = s.create_building(&t, user, json!({"name": "Home", "property_type": "Detached", "num_occupants": 3, "photovoltaic": true, "zip_code": "1010"})).await;
         assert_eq!(b["user"].as_str().unwrap(), user.to_string());
         let path = building_path(t.org_id, user, id_of(&b));
         let (status, updated) = s
@@ -197,13 +179,7 @@ async fn buildings_are_crud_and_unlink_their_vehicles_when_deleted() {
         let (_, list) = s.get(&t.token, &buildings_path(t.org_id, user)).await;
         assert_eq!(list.as_array().unwrap().len(), 1);
 
-        let (_, ev) = s
-            .post(
-                &t.token,
-                &evs_path(t.org_id, user),
-                json!({"building": b["id"]}),
-            )
-            .await;
+        let ev = s.create_ev(&t, user, json!({"building": b["id"]})).await;
         let (status, _) = s.delete(&t.token, &path).await;
         assert_eq!(status, 204);
         let (_, ev) = s.get(&t.token, &ev_path(t.org_id, user, id_of(&ev))).await;

@@ -77,29 +77,42 @@ pub fn validate_alignment(
     let step = resolution_duration(resolution);
     let mut previous_end: Option<DateTime<Utc>> = None;
     for slot in slots {
-        if slot.end <= slot.start {
-            return Err(PriceSeriesError::EmptySlot {
-                start: slot.start,
-                end: slot.end,
-            });
-        }
-        if slot.end - slot.start != step || !is_on_grid(slot.start, step) {
-            return Err(PriceSeriesError::Misaligned {
-                start: slot.start,
-                end: slot.end,
-                minutes: resolution.minutes(),
-            });
-        }
-        if let Some(previous_end) = previous_end
-            && slot.start < previous_end
-        {
-            return Err(PriceSeriesError::Overlap {
-                start: slot.start,
-                previous_end,
-            });
-        }
-        previous_end = Some(slot.end);
+        let aligned = slot.end - slot.start == step && is_on_grid(slot.start, step);
+        check_slot(slot, aligned, resolution, &mut previous_end)?;
     }
+    Ok(())
+}
+
+/// Refuses an empty slot, one that is not `aligned` to the `grid`, and one that starts before
+/// the previous one ended; then remembers where this one ends.
+fn check_slot(
+    slot: &PriceSlot,
+    aligned: bool,
+    grid: Resolution,
+    previous_end: &mut Option<DateTime<Utc>>,
+) -> Result<(), PriceSeriesError> {
+    if slot.end <= slot.start {
+        return Err(PriceSeriesError::EmptySlot {
+            start: slot.start,
+            end: slot.end,
+        });
+    }
+    if !aligned {
+        return Err(PriceSeriesError::Misaligned {
+            start: slot.start,
+            end: slot.end,
+            minutes: grid.minutes(),
+        });
+    }
+    if let Some(previous_end) = *previous_end
+        && slot.start < previous_end
+    {
+        return Err(PriceSeriesError::Overlap {
+            start: slot.start,
+            previous_end,
+        });
+    }
+    *previous_end = Some(slot.end);
     Ok(())
 }
 
@@ -153,33 +166,12 @@ fn to_quarter_hours(slots: &[PriceSlot]) -> Result<Vec<PriceSlot>, PriceSeriesEr
     let mut quarters = Vec::with_capacity(sorted.len() * 4);
     let mut previous_end: Option<DateTime<Utc>> = None;
     for slot in &sorted {
-        if slot.end <= slot.start {
-            return Err(PriceSeriesError::EmptySlot {
-                start: slot.start,
-                end: slot.end,
-            });
-        }
         let length = slot.end - slot.start;
         // A slot that is not whole quarter-hours on the grid cannot be split without inventing prices.
-        if !is_on_grid(slot.start, quarter)
-            || length.num_seconds() % quarter.num_seconds() != 0
-            || length.subsec_nanos() != 0
-        {
-            return Err(PriceSeriesError::Misaligned {
-                start: slot.start,
-                end: slot.end,
-                minutes: Resolution::QuarterHour.minutes(),
-            });
-        }
-        if let Some(previous_end) = previous_end
-            && slot.start < previous_end
-        {
-            return Err(PriceSeriesError::Overlap {
-                start: slot.start,
-                previous_end,
-            });
-        }
-        previous_end = Some(slot.end);
+        let aligned = is_on_grid(slot.start, quarter)
+            && length.num_seconds() % quarter.num_seconds() == 0
+            && length.subsec_nanos() == 0;
+        check_slot(slot, aligned, Resolution::QuarterHour, &mut previous_end)?;
         let mut start = slot.start;
         while start < slot.end {
             quarters.push(PriceSlot {

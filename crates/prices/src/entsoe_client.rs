@@ -275,6 +275,23 @@ mod tests {
         EntsoeClient::new(format!("{}/api", server.uri()), TOKEN).unwrap()
     }
 
+    /// A fake platform answering every GET with `response`.
+    async fn answering(response: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// The delivery day most tests ask for: DE_LU on 31 October 2025.
+    async fn fetch_oct_31(client: &EntsoeClient) -> Result<EntsoeDocument, FetchError> {
+        client
+            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
+            .await
+    }
+
     #[tokio::test]
     async fn published_day_sends_the_a44_query_and_returns_sdac_prices() {
         let server = MockServer::start().await;
@@ -294,10 +311,7 @@ mod tests {
             .await;
 
         let client = client_for(&server).await;
-        let document = client
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap();
+        let document = fetch_oct_31(&client).await.unwrap();
         let EntsoeDocument::Prices(slots) = document else {
             panic!("expected prices")
         };
@@ -309,10 +323,7 @@ mod tests {
         assert_eq!(slots[95].price_eur_mwh, 42.37);
 
         // The same answer read for EXAA (sequence 2) gives the other series.
-        let exaa = client
-            .clone()
-            .with_sequence(2)
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
+        let exaa = fetch_oct_31(&client.clone().with_sequence(2))
             .await
             .unwrap();
         assert!(matches!(&exaa, EntsoeDocument::Prices(slots) if slots[0].price_eur_mwh == 91.45));
@@ -321,16 +332,8 @@ mod tests {
     #[tokio::test]
     async fn no_matching_data_is_not_yet_published_with_200_or_400() {
         for status in [200, 400] {
-            let server = MockServer::start().await;
-            Mock::given(method("GET"))
-                .respond_with(xml_response(status, no_matching_data()))
-                .mount(&server)
-                .await;
-            let document = client_for(&server)
-                .await
-                .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-                .await
-                .unwrap();
+            let server = answering(xml_response(status, no_matching_data())).await;
+            let document = fetch_oct_31(&client_for(&server).await).await.unwrap();
             assert!(
                 matches!(&document, EntsoeDocument::NotYetPublished { reason } if reason.starts_with("No matching data found")),
                 "HTTP {status}: {document:?}"
@@ -340,20 +343,13 @@ mod tests {
 
     #[tokio::test]
     async fn service_unavailable_is_retryable_and_carries_retry_after() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(
-                ResponseTemplate::new(503)
-                    .insert_header("Retry-After", "120")
-                    .set_body_string("<html>Service Unavailable</html>"),
-            )
-            .mount(&server)
-            .await;
-        let error = client_for(&server)
-            .await
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap_err();
+        let server = answering(
+            ResponseTemplate::new(503)
+                .insert_header("Retry-After", "120")
+                .set_body_string("<html>Service Unavailable</html>"),
+        )
+        .await;
+        let error = fetch_oct_31(&client_for(&server).await).await.unwrap_err();
         assert!(
             matches!(error, FetchError::Status { status: 503, .. }),
             "{error}"
@@ -365,19 +361,12 @@ mod tests {
 
     #[tokio::test]
     async fn too_many_requests_is_retryable_with_an_http_date() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "Thu, 26 Nov 2026 12:00:30 GMT"),
-            )
-            .mount(&server)
-            .await;
-        let error = client_for(&server)
-            .await
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap_err();
+        let server = answering(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "Thu, 26 Nov 2026 12:00:30 GMT"),
+        )
+        .await;
+        let error = fetch_oct_31(&client_for(&server).await).await.unwrap_err();
         assert!(
             matches!(error, FetchError::Status { status: 429, .. }),
             "{error}"
@@ -442,10 +431,7 @@ mod tests {
             .mount(&server)
             .await;
         let client = client_for(&server).await;
-        let rejected = client
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap_err();
+        let rejected = fetch_oct_31(&client).await.unwrap_err();
         assert!(
             matches!(
                 &rejected,
@@ -457,10 +443,7 @@ mod tests {
             "{rejected}"
         );
         assert!(!rejected.is_retryable());
-        let garbage = client
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap_err();
+        let garbage = fetch_oct_31(&client).await.unwrap_err();
         assert!(
             matches!(
                 &garbage,
@@ -477,10 +460,7 @@ mod tests {
     async fn transport_errors_do_not_leak_the_token() {
         // Port 9 (discard) on localhost is not listening in test environments.
         let client = EntsoeClient::new("http://127.0.0.1:9/api", TOKEN).unwrap();
-        let error = client
-            .fetch_day(DE_LU, utc(2025, 10, 30, 23), utc(2025, 10, 31, 23))
-            .await
-            .unwrap_err();
+        let error = fetch_oct_31(&client).await.unwrap_err();
         assert!(matches!(error, FetchError::Transport(_)), "{error}");
         assert!(error.is_retryable());
         assert!(!format!("{error} {error:?}").contains(TOKEN), "{error:?}");

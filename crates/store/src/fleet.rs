@@ -299,16 +299,9 @@ pub trait FleetStore: Send + Sync {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ClaimedRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub user_id: Uuid,
-    pub building_id: Option<Uuid>,
-    pub price_zone: String,
-    pub settings: sqlx::types::Json<voltplan_core::vehicle::EvSettings>,
-    pub state: crate::json_text::JsonText<EvState>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
+    /// The vehicle's own columns, mapped as every other read maps them.
+    #[sqlx(flatten)]
+    pub vehicle: crate::sql::VehicleRow,
     pub lease_epoch: i64,
     pub runtime: Option<String>,
     pub plan: Option<String>,
@@ -323,34 +316,20 @@ impl ClaimedRow {
         worker_id: &str,
         until: DateTime<Utc>,
     ) -> Result<ClaimedVehicle> {
-        let price_zone = self
-            .price_zone
-            .parse()
-            .map_err(|e| crate::StoreError::Corrupt(format!("vehicle {}: {e}", self.id)))?;
+        let vehicle = VehicleRecord::try_from(self.vehicle)?;
         let home = match (self.building_latitude, self.building_longitude) {
             (Some(lat), Some(lon)) => Some((lat, lon)),
             _ => self.profile.0.latitude.zip(self.profile.0.longitude),
         };
         Ok(ClaimedVehicle {
             lease: Lease {
-                vehicle_id: self.id,
-                org_id: self.org_id,
+                vehicle_id: vehicle.id,
+                org_id: vehicle.org_id,
                 worker_id: worker_id.to_owned(),
                 epoch: self.lease_epoch,
                 until,
             },
-            vehicle: VehicleRecord {
-                id: self.id,
-                org_id: self.org_id,
-                user_id: self.user_id,
-                building_id: self.building_id,
-                price_zone,
-                settings: self.settings.0,
-                state: self.state.0,
-                created_at: self.created_at,
-                updated_at: self.updated_at,
-                deleted_at: self.deleted_at,
-            },
+            vehicle,
             home,
             runtime: self.runtime,
             plan: self.plan,

@@ -154,7 +154,8 @@ impl TryFrom<VehicleRow> for VehicleRecord {
     }
 }
 
-/// A user joined with one of their vehicles (or none: LEFT JOIN).
+/// A user joined with one of their vehicles (or none: LEFT JOIN), the vehicle's columns named
+/// `v_…`. An inner join (the organisation-wide list) reads into it too.
 #[derive(sqlx::FromRow)]
 pub(crate) struct OwnerVehicleRow {
     #[sqlx(flatten)]
@@ -169,32 +170,30 @@ pub(crate) struct OwnerVehicleRow {
     v_deleted_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) fn owner_and_vehicles(
-    rows: Vec<OwnerVehicleRow>,
-) -> Result<(UserRecord, Vec<VehicleRecord>), StoreError> {
-    let mut owner = None;
-    let mut vehicles = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let (
-            Some(id),
-            Some(zone),
-            Some(settings),
-            Some(state),
-            Some(created_at),
-            Some(updated_at),
-        ) = (
-            row.v_id,
-            row.v_price_zone,
-            row.v_settings,
-            row.v_state,
-            row.v_created_at,
-            row.v_updated_at,
+impl OwnerVehicleRow {
+    /// The owner, and the vehicle when the join found one.
+    pub(crate) fn split(self) -> Result<(UserRecord, Option<VehicleRecord>), StoreError> {
+        let owner = UserRecord::try_from(self.user)?;
+        let vehicle = match (
+            self.v_id,
+            self.v_price_zone,
+            self.v_settings,
+            self.v_state,
+            self.v_created_at,
+            self.v_updated_at,
         ) {
-            vehicles.push(VehicleRecord {
+            (
+                Some(id),
+                Some(zone),
+                Some(settings),
+                Some(state),
+                Some(created_at),
+                Some(updated_at),
+            ) => Some(VehicleRecord {
                 id,
-                org_id: row.user.org_id,
-                user_id: row.user.id,
-                building_id: row.v_building_id,
+                org_id: owner.org_id,
+                user_id: owner.id,
+                building_id: self.v_building_id,
                 price_zone: zone
                     .parse()
                     .map_err(|e| StoreError::Corrupt(format!("vehicle {id}: {e}")))?,
@@ -202,12 +201,23 @@ pub(crate) fn owner_and_vehicles(
                 state: state.0,
                 created_at,
                 updated_at,
-                deleted_at: row.v_deleted_at,
-            });
-        }
-        if owner.is_none() {
-            owner = Some(UserRecord::try_from(row.user)?);
-        }
+                deleted_at: self.v_deleted_at,
+            }),
+            _ => None,
+        };
+        Ok((owner, vehicle))
+    }
+}
+
+pub(crate) fn owner_and_vehicles(
+    rows: Vec<OwnerVehicleRow>,
+) -> Result<(UserRecord, Vec<VehicleRecord>), StoreError> {
+    let mut owner = None;
+    let mut vehicles = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (user, vehicle) = row.split()?;
+        vehicles.extend(vehicle);
+        owner.get_or_insert(user);
     }
     Ok((owner.ok_or(StoreError::NotFound)?, vehicles))
 }

@@ -11,10 +11,9 @@ use voltplan_core::planner::Plan;
 use voltplan_store::fleet::Lease;
 
 use crate::config::WorkerConfig;
-use crate::device::{DeviceKind, Read, Step, Work};
+use crate::device::{DeviceKind, Read, Steered, Step, Work};
 use crate::error::WorkerError;
 use crate::price_book::PriceBook;
-use crate::steer::Steered;
 
 /// What a cycle needs from its worker, for one kind of device.
 pub(crate) struct Cycler<'a, K> {

@@ -18,7 +18,6 @@ use voltplan_store::{Store, StoreError};
 
 use crate::config::WorkerConfig;
 use crate::price_book::PriceBook;
-use crate::steer::Steered;
 
 /// What the read step got.
 pub(crate) enum Read<R> {
@@ -43,6 +42,25 @@ pub(crate) enum Unread {
 pub enum Desired<C> {
     Leave,
     Act { command: C, decision: String },
+}
+
+/// What the steer step did.
+#[derive(Debug, Default)]
+pub struct Steered {
+    pub commands_sent: usize,
+    /// What became of commands; written with the cycle's finish (only recording a command must
+    /// precede sending it).
+    pub outcomes: Vec<CommandOutcome>,
+}
+
+impl Steered {
+    pub(crate) fn note(&mut self, key: &str, outcome: &str, detail: Option<String>) {
+        self.outcomes.push(CommandOutcome {
+            idempotency_key: key.to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+        });
+    }
 }
 
 /// The plan step's result.

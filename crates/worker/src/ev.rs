@@ -15,11 +15,10 @@ use voltplan_store::{Store, StoreError, VehicleRecord};
 
 use crate::budget::CallKind;
 use crate::clouds::Clouds;
-use crate::device::{Desired, DeviceKind, Planned, Read, Step, Unread, Work};
+use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::monitor::Observed;
 use crate::replan::{plan_drifted, plan_inputs_hash};
 use crate::runtime::{CommandKind, VehicleRuntime};
-use crate::steer::Steered;
 use crate::{boost, monitor, schedule, session, steer};
 
 /// Electric vehicles, reached through their vehicle clouds.

@@ -102,7 +102,7 @@ impl CommandKind {
 pub struct PendingCommand {
     pub idempotency_key: String,
     pub command: CommandKind,
-    /// The lease-independent decision this command carries out (see `steer::decision_id`).
+    /// The lease-independent decision this command carries out (see `steer::desired`).
     pub decision: String,
     pub attempt: u32,
     /// `true` once a cloud accepted it; `false` after a failed call (retry with the same key).

@@ -34,10 +34,9 @@ use voltplan_store::ocpp::{CommandStatus, OcppCommand, TransactionRecord};
 use voltplan_store::wallbox_fleet::{ClaimedWallbox, WallboxOutcome};
 use voltplan_store::{OrgScope, Store, StoreError};
 
-use crate::device::{Desired, DeviceKind, Planned, Read, Step, Unread, Work};
+use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::price_book::PriceBook;
 use crate::replan::{Fnv1a, plan_drifted};
-use crate::steer::Steered;
 
 /// The energy a session is planned to deliver when neither the partner nor the charger's
 /// history says: about a quarter of a mid-size battery, more than the typical daily need.

@@ -23,6 +23,7 @@ use voltplan_store::{NewAccessToken, StoreError};
 use super::limiter::FailureKey;
 use super::secret;
 use crate::error::RETRY_AFTER_UNAVAILABLE_SECS;
+use crate::schemas::accepted_values_type;
 use crate::state::AppState;
 
 /// RFC 6749 §5.2 error codes.
@@ -185,12 +186,12 @@ pub struct TokenRequest {
     pub grant_type: String,
 }
 
-/// The one grant this server issues tokens for, as the OpenAPI document shows it.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documentation only
-enum GrantType {
-    #[schema(rename = "client_credentials")]
-    ClientCredentials,
+/// The grants the token endpoint accepts.
+const GRANT_TYPES: [&str; 1] = ["client_credentials"];
+
+accepted_values_type! {
+    /// The one grant this server issues tokens for, as the OpenAPI document shows it.
+    struct GrantType = GRANT_TYPES;
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -443,7 +444,7 @@ async fn issue_token(
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
-    if grant_type != "client_credentials" {
+    if !GRANT_TYPES.contains(&grant_type.as_str()) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnsupportedGrantType,
             "Only the client_credentials grant is supported",

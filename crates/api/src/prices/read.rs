@@ -15,19 +15,18 @@ use super::{on_grid, zone_error};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Ids, Q};
+use crate::schemas::accepted_values_type;
 use crate::state::AppState;
 
 /// Longest window the read endpoint serves: a month of quarter-hours is ~3,000 points.
 const MAX_WINDOW_DAYS: i64 = 31;
 
-/// The slot lengths prices are read in, as the OpenAPI document shows them.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-pub enum PriceResolution {
-    #[schema(rename = "15MIN")]
-    QuarterHour,
-    #[schema(rename = "1HOUR")]
-    Hour,
+/// The slot lengths prices can be read in (`resolution`).
+const RESOLUTIONS: [Resolution; 2] = [Resolution::QuarterHour, Resolution::Hour];
+
+accepted_values_type! {
+    /// The slot lengths prices are read in, as the OpenAPI document shows them.
+    pub struct PriceResolution = RESOLUTIONS.map(resolution_name);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -124,7 +123,7 @@ fn parse_query_time(
 /// An unknown zone is a 422 naming it.
 #[utoipa::path(get, path = "/api/partners/v2.0/prices/{price_zone}", tag = "Prices",
     params(ZonePath, PriceWindowQuery),
-    responses((status = 200, body = PriceSeriesOut), (status = 401), (status = 422)),
+    responses((status = 200, body = PriceSeriesOut)),
     security(("bearer" = [])))]
 pub async fn read_prices(
     State(state): State<AppState>,
@@ -144,15 +143,19 @@ pub async fn read_prices(
     let to = parse_query_time(query.to.as_deref(), "to", &mut errors);
     let resolution = match query.resolution.as_deref() {
         None => zone.map(|zone| zone.info().resolution),
-        Some("15MIN") => Some(Resolution::QuarterHour),
-        Some("1HOUR") => Some(Resolution::Hour),
-        Some(_) => {
-            errors.push(FieldError::query(
-                "resolution",
-                "enum",
-                "Input should be 15MIN or 1HOUR",
-            ));
-            None
+        Some(name) => {
+            let resolution = RESOLUTIONS
+                .into_iter()
+                .find(|r| resolution_name(*r) == name);
+            if resolution.is_none() {
+                let names = RESOLUTIONS.map(resolution_name);
+                errors.push(FieldError::query(
+                    "resolution",
+                    "enum",
+                    format!("Input should be {}", names.join(" or ")),
+                ));
+            }
+            resolution
         }
     };
     if let (Some(from), Some(to)) = (from, to) {

@@ -129,7 +129,7 @@ fn item_err(index: usize, field: Option<&str>, kind: &str, msg: impl Into<String
 /// stored.
 #[utoipa::path(patch, path = "/api/partners/v2.0/org/{org_id}/trading/dayahead/prices", tag = "Trading",
     params(OrgPath), request_body = PriceUploadWrite,
-    responses((status = 200, body = PriceUploadOut), (status = 401), (status = 404), (status = 422)),
+    responses((status = 200, body = PriceUploadOut)),
     security(("bearer" = [])))]
 pub async fn upload_prices(
     State(state): State<AppState>,

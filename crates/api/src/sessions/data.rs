@@ -10,17 +10,6 @@ use voltplan_store::fleet::ReadingRecord;
 use super::query::DataRange;
 use super::statistics::{StatisticsMetadataOut, round_to};
 
-/// The figures a row can hold, in the order rows list them.
-pub(super) const DATA_KEYWORDS: [&str; 7] = [
-    "price",
-    "battery_level",
-    "is_charging",
-    "is_plugged_in",
-    "is_at_optimized_location",
-    "estimated_consumption",
-    "unoptimized_consumption",
-];
-
 /// One row of the EV time series; only the requested keywords are present.
 #[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)] // documentation only: rows are built as maps holding the requested keys

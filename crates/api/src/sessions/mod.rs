@@ -125,7 +125,7 @@ pub struct SessionPageOut {
 /// newest first.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/sessions",
     tag = "User Electric Vehicles", params(VehiclePath, SessionsQuery),
-    responses((status = 200, body = SessionPageOut), (status = 404), (status = 422)),
+    responses((status = 200, body = SessionPageOut)),
     security(("bearer" = [])))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn list_sessions(
 /// buckets are clipped to the requested days.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/savings",
     tag = "User Electric Vehicles", params(VehiclePath, SavingsQuery),
-    responses((status = 200, body = StatisticsOut), (status = 404), (status = 422)),
+    responses((status = 200, body = StatisticsOut)),
     security(("bearer" = [])))]
 pub async fn vehicle_savings(
     State(state): State<AppState>,
@@ -175,7 +175,7 @@ pub async fn vehicle_savings(
 /// `[start_datetime, end_datetime)`, including those of vehicles deleted since.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/devices/savings",
     tag = "Devices", params(OrgPath, OrgSavingsQuery),
-    responses((status = 200, body = DeviceSavingsOut), (status = 404), (status = 422)),
+    responses((status = 200, body = DeviceSavingsOut)),
     security(("bearer" = [])))]
 pub async fn org_savings(
     State(state): State<AppState>,
@@ -199,8 +199,7 @@ pub async fn org_savings(
     tag = "User Electric Vehicles",
     params(VehiclePath, DataQuery,
         ("fill-missing" = Option<bool>, Header, description = "Return every bucket of the range, `null` where there is no data (default false)")),
-    responses((status = 200, body = EvDataOut), (status = 400, description = "No data in the range and fill-missing is false"),
-        (status = 404), (status = 422)),
+    responses((status = 200, body = EvDataOut), (status = 400, description = "No data in the range and fill-missing is false")),
     security(("bearer" = [])))]
 pub async fn vehicle_data(
     State(state): State<AppState>,

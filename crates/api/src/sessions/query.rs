@@ -8,9 +8,9 @@ use utoipa::IntoParams;
 use voltplan_core::time::calendar::{Bucket, Span, whole_days};
 use voltplan_core::validation::FieldError;
 
-use super::data::DATA_KEYWORDS;
 use crate::error::{ApiError, ApiResult};
 use crate::params::query_int;
+use crate::schemas::accepted_values_type;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -20,36 +20,42 @@ const MAX_SAVINGS_DAYS: i64 = 1830;
 const MAX_DATA_DAYS: i64 = 366;
 const MAX_DATA_BUCKETS: i64 = 10_000;
 
-/// The buckets of `…/savings`, as the OpenAPI document shows them.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-pub enum SavingsResolution {
-    #[schema(rename = "1DAY")]
-    Day,
-    #[schema(rename = "1WEEK")]
-    Week,
-    #[schema(rename = "1MONTH")]
-    Month,
-    #[schema(rename = "1QUARTER")]
-    Quarter,
-    #[schema(rename = "1YEAR")]
-    Year,
+/// The figures a `/data` row can hold (`keywords`), in the order rows list them.
+const DATA_KEYWORDS: [&str; 7] = [
+    "price",
+    "battery_level",
+    "is_charging",
+    "is_plugged_in",
+    "is_at_optimized_location",
+    "estimated_consumption",
+    "unoptimized_consumption",
+];
+
+/// The buckets `…/savings` accepts.
+const SAVINGS_BUCKETS: [Bucket; 5] = [
+    Bucket::Day,
+    Bucket::Week,
+    Bucket::Month,
+    Bucket::Quarter,
+    Bucket::Year,
+];
+/// The buckets `…/data` accepts.
+const DATA_BUCKETS: [Bucket; 5] = [
+    Bucket::QuarterHour,
+    Bucket::Hour,
+    Bucket::Day,
+    Bucket::Week,
+    Bucket::Month,
+];
+
+accepted_values_type! {
+    /// The buckets of `…/savings`, as the OpenAPI document shows them.
+    pub struct SavingsResolution = SAVINGS_BUCKETS.map(Bucket::name);
 }
 
-/// The buckets of `…/data`, as the OpenAPI document shows them.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-pub enum DataResolution {
-    #[schema(rename = "15MIN")]
-    QuarterHour,
-    #[schema(rename = "1HOUR")]
-    Hour,
-    #[schema(rename = "1DAY")]
-    Day,
-    #[schema(rename = "1WEEK")]
-    Week,
-    #[schema(rename = "1MONTH")]
-    Month,
+accepted_values_type! {
+    /// The buckets of `…/data`, as the OpenAPI document shows them.
+    pub struct DataResolution = DATA_BUCKETS.map(Bucket::name);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -162,13 +168,7 @@ impl SavingsQuery {
         let bucket = parse_bucket(
             self.resolution.as_deref(),
             Bucket::Month,
-            &[
-                Bucket::Day,
-                Bucket::Week,
-                Bucket::Month,
-                Bucket::Quarter,
-                Bucket::Year,
-            ],
+            &SAVINGS_BUCKETS,
             &mut errors,
         );
         let range = day_range(from, to, Some(MAX_SAVINGS_DAYS), &mut errors);
@@ -207,13 +207,7 @@ impl DataQuery {
         let bucket = parse_bucket(
             self.resolution.as_deref(),
             Bucket::QuarterHour,
-            &[
-                Bucket::QuarterHour,
-                Bucket::Hour,
-                Bucket::Day,
-                Bucket::Week,
-                Bucket::Month,
-            ],
+            &DATA_BUCKETS,
             &mut errors,
         );
         let keywords = parse_keywords(self.keywords.as_deref(), &mut errors);

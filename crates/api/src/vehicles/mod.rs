@@ -68,7 +68,7 @@ pub(crate) async fn check_building(
 /// List a user's electric vehicles.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles", tag = "User Electric Vehicles",
     params(UserPath, IncludeDeleted),
-    responses((status = 200, body = [ElectricVehicleOut]), (status = 401), (status = 404)),
+    responses((status = 200, body = [ElectricVehicleOut])),
     security(("bearer" = [])))]
 pub async fn list_vehicles(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ pub async fn list_vehicles(
 /// Register an electric vehicle for a user. Answers 200 as Podero does.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles", tag = "User Electric Vehicles",
     params(UserPath), request_body = ElectricVehicleWrite,
-    responses((status = 200, body = ElectricVehicleDetailOut), (status = 404), (status = 422)),
+    responses((status = 200, body = ElectricVehicleDetailOut)),
     security(("bearer" = [])))]
 pub async fn create_vehicle(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ pub async fn create_vehicle(
 /// Get one electric vehicle, with its pending actions.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}", tag = "User Electric Vehicles",
     params(VehiclePath, IncludeDeleted),
-    responses((status = 200, body = ElectricVehicleDetailOut), (status = 404)),
+    responses((status = 200, body = ElectricVehicleDetailOut)),
     security(("bearer" = [])))]
 pub async fn get_vehicle(
     State(state): State<AppState>,
@@ -162,7 +162,7 @@ pub async fn get_vehicle(
 /// Update an electric vehicle's settings: a partial update; `null` clears a nullable field.
 #[utoipa::path(put, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}", tag = "User Electric Vehicles",
     params(VehiclePath), request_body = ElectricVehicleWrite,
-    responses((status = 200, body = ElectricVehicleDetailOut), (status = 404), (status = 422)),
+    responses((status = 200, body = ElectricVehicleDetailOut)),
     security(("bearer" = [])))]
 pub async fn update_vehicle(
     State(state): State<AppState>,
@@ -192,7 +192,7 @@ pub async fn update_vehicle(
 /// Delete an electric vehicle (soft: it stays readable with `include_deleted=true`).
 #[utoipa::path(delete, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}", tag = "User Electric Vehicles",
     params(VehiclePath),
-    responses((status = 204, description = "Deleted"), (status = 404)),
+    responses((status = 204, description = "Deleted")),
     security(("bearer" = [])))]
 pub async fn delete_vehicle(
     State(state): State<AppState>,

@@ -346,6 +346,44 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// A user (`anna@example.com`) of a new organisation, both created over HTTP.
+    pub async fn tenant_with_user(&self, name: &str) -> (Tenant, Uuid) {
+        let t = self.tenant(name).await;
+        let user = self.create_user(&t, "anna@example.com").await;
+        (t, user)
+    }
+
+    /// Creates an EV of `user` from `body` through the API and returns the created object.
+    pub async fn create_ev(&self, t: &Tenant, user: Uuid, body: Value) -> Value {
+        let (status, created) = self.post(&t.token, &evs_path(t.org_id, user), body).await;
+        assert_eq!(status, 200, "{created}");
+        created
+    }
+
+    /// Creates a building of `user` from `body` through the API and returns the created object.
+    pub async fn create_building(&self, t: &Tenant, user: Uuid, body: Value) -> Value {
+        let (status, created) = self
+            .post(&t.token, &buildings_path(t.org_id, user), body)
+            .await;
+        assert_eq!(status, 200, "{created}");
+        created
+    }
+
+    /// Creates a sandbox EV (a `model 3` of `manufacturer`) of `user` through the API and returns
+    /// the created object. On a server with the sandbox it is connected at once.
+    pub async fn create_sandbox_ev(&self, t: &Tenant, user: Uuid, manufacturer: &str) -> Value {
+        let cloud_service = voltplan_clouds::SANDBOX_CLOUD.id;
+        self.create_ev(
+            t,
+            user,
+            json!({"device_model": {"manufacturer": manufacturer, "model": "model 3",
+                   "cloud_service": cloud_service}}),
+        )
+        .await
+    }
+}
+
 pub fn sandbox_ev_path(org: Uuid, ev: Uuid) -> String {
     format!("/api/partners/v2.0/org/{org}/sandbox/electric-vehicles/{ev}")
 }

@@ -98,8 +98,8 @@ pub fn import(text: &str, country: Option<&str>) -> Result<ImportReport, ImportE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::shared_price_file;
-    use crate::import::{Format, import_file};
+    use crate::import::Format;
+    use crate::import::test_support::{import_shared, price_range};
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     fn utc(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
@@ -108,12 +108,7 @@ mod tests {
 
     #[test]
     fn ember_nl_2015_2022_gz_is_eight_gapless_years() {
-        let report = import_file(
-            shared_price_file("ember_NL_hourly_2015-2022.csv.gz"),
-            Format::Csv,
-            None,
-        )
-        .unwrap();
+        let report = import_shared("ember_NL_hourly_2015-2022.csv.gz", Format::Csv, None);
         assert_eq!(report.zone_column, "Netherlands");
         assert_eq!(report.points.len(), 70128);
         assert_eq!(report.first, Some(utc(2015, 1, 1, 0)));
@@ -125,27 +120,16 @@ mod tests {
             report.points[0].end - report.points[0].start,
             Duration::hours(1)
         );
-        let min = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::INFINITY, f64::min);
-        let max = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::NEG_INFINITY, f64::max);
-        assert_eq!((min, max), (-222.36, 871.0));
+        assert_eq!(price_range(&report), (-222.36, 871.0));
     }
 
     #[test]
     fn ember_nl_2024_has_the_one_upstream_gap() {
-        let report = import_file(
-            shared_price_file("ember_NL_hourly_2024-2025-01-07.csv"),
+        let report = import_shared(
+            "ember_NL_hourly_2024-2025-01-07.csv",
             Format::Csv,
             Some("netherlands"),
-        )
-        .unwrap();
+        );
         assert_eq!(report.points.len(), 8951);
         assert_eq!(report.first, Some(utc(2024, 1, 1, 0)));
         assert_eq!(report.last, Some(utc(2025, 1, 7, 23)));
@@ -160,18 +144,12 @@ mod tests {
     #[test]
     fn ember_nl_2024_agrees_with_smard_niederlande_hour_by_hour() {
         // Two independent publications of the same SDAC auction.
-        let ember = import_file(
-            shared_price_file("ember_NL_hourly_2024-2025-01-07.csv"),
-            Format::Csv,
-            None,
-        )
-        .unwrap();
-        let smard = import_file(
-            shared_price_file("smard_grosshandelspreise_2024_hourly_multizone_de.csv"),
+        let ember = import_shared("ember_NL_hourly_2024-2025-01-07.csv", Format::Csv, None);
+        let smard = import_shared(
+            "smard_grosshandelspreise_2024_hourly_multizone_de.csv",
             Format::Smard,
             Some("Niederlande"),
-        )
-        .unwrap();
+        );
         let mut compared = 0;
         for slot in &smard.points {
             if let Ok(index) = ember.points.binary_search_by_key(&slot.start, |p| p.start) {

@@ -13,7 +13,8 @@
 //! Berlin never has) that would otherwise collide with the two hours before and leave a gap.
 
 use super::{
-    ImportError, ImportReport, Rows, WallClock, build_report, is_missing, line_of, parse_price,
+    ImportError, ImportReport, Rows, WallClock, build_report, column_names, find_column,
+    is_missing, line_of, parse_price,
 };
 use chrono::{DateTime, FixedOffset, Utc};
 
@@ -48,26 +49,13 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
         ));
     }
     let series: Vec<(usize, &str)> = header.iter().enumerate().skip(1).collect();
-    let available = || {
-        series
-            .iter()
-            .map(|(_, name)| (*name).to_owned())
-            .collect::<Vec<_>>()
-    };
     let (value_index, series_name) = match column {
-        Some(wanted) => series
-            .iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(wanted))
-            .copied()
-            .ok_or_else(|| ImportError::UnknownColumn {
-                wanted: wanted.to_owned(),
-                available: available(),
-            })?,
+        Some(wanted) => find_column(&series, wanted)?,
         None => match series.as_slice() {
             [only] => *only,
             _ => {
                 return Err(ImportError::ColumnRequired {
-                    available: available(),
+                    available: column_names(&series),
                 });
             }
         },
@@ -132,30 +120,13 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::shared_price_file;
-    use crate::import::{Format, import_file};
-    use chrono::{Duration, TimeZone};
-
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-    }
-
-    fn count_between(report: &ImportReport, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-        report
-            .points
-            .iter()
-            .filter(|p| p.start >= from && p.start < to)
-            .count()
-    }
+    use crate::import::Format;
+    use crate::import::test_support::{count_between, import_shared, price_range, utc};
+    use chrono::Duration;
 
     #[test]
     fn exaa_2023_is_a_full_year_of_quarter_hours_with_the_wrong_offsets_repaired() {
-        let report = import_file(
-            shared_price_file("energy_charts_exaa_DE_LU_15min_2023.csv"),
-            Format::Csv,
-            None,
-        )
-        .unwrap();
+        let report = import_shared("energy_charts_exaa_DE_LU_15min_2023.csv", Format::Csv, None);
         assert_eq!(report.zone_column, "Day Ahead Auktion EXAA (DE-LU)");
         assert_eq!(report.points.len(), 35040);
         assert_eq!(report.first, Some(utc(2022, 12, 31, 23, 0)));
@@ -197,17 +168,7 @@ mod tests {
             .filter(|p| p.price_eur_mwh < 0.0)
             .count();
         assert_eq!(negatives, 2149);
-        let max = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let min = report
-            .points
-            .iter()
-            .map(|p| p.price_eur_mwh)
-            .fold(f64::INFINITY, f64::min);
-        assert_eq!((min, max), (-149.99, 800.0));
+        assert_eq!(price_range(&report), (-149.99, 800.0));
     }
 
     #[test]

@@ -38,18 +38,17 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
 
 #[cfg(test)]
 mod tests {
-    use crate::import::test_support::shared_price_file;
+    use crate::import::test_support::{import_shared, shared_price_file};
     use crate::import::{Format, ImportError, import_file};
     use chrono::{TimeZone, Utc};
 
     #[test]
     fn a_document_is_imported_only_for_the_zone_it_is_for() {
-        let swiss = import_file(
-            shared_price_file("entsoe_xml/entsoe_A44_CH_PT60M_2025-11-26.xml"),
+        let swiss = import_shared(
+            "entsoe_xml/entsoe_A44_CH_PT60M_2025-11-26.xml",
             Format::EntsoeXml,
             None,
-        )
-        .unwrap();
+        );
         assert_eq!(swiss.areas, vec!["10YCH-SWISSGRIDZ".to_owned()]);
         swiss.check_zone(voltplan_core::PriceZone::Ch).unwrap();
         let error = swiss.check_zone(voltplan_core::PriceZone::At).unwrap_err();

@@ -9,7 +9,10 @@
 //! not written in the file; it is the smallest step between consecutive timestamps, so a file
 //! must hold at least two distinct timestamps. Empty cells and `-` are skipped.
 
-use super::{ImportError, ImportReport, Rows, build_report, is_missing, line_of, parse_price};
+use super::{
+    ImportError, ImportReport, Rows, build_report, column_names, find_column, is_missing, line_of,
+    parse_price,
+};
 use chrono::{DateTime, Utc};
 
 const TIMESTAMP_COLUMN: &str = "timestamp";
@@ -31,21 +34,8 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
         .enumerate()
         .filter(|(index, _)| *index != timestamp_index)
         .collect();
-    let available = || {
-        price_columns
-            .iter()
-            .map(|(_, name)| (*name).to_owned())
-            .collect::<Vec<_>>()
-    };
     let (price_index, price_header) = match column {
-        Some(wanted) => price_columns
-            .iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(wanted))
-            .copied()
-            .ok_or_else(|| ImportError::UnknownColumn {
-                wanted: wanted.to_owned(),
-                available: available(),
-            })?,
+        Some(wanted) => find_column(&price_columns, wanted)?,
         None => match price_columns.as_slice() {
             [only] => *only,
             several => several
@@ -53,7 +43,7 @@ pub fn import(text: &str, column: Option<&str>) -> Result<ImportReport, ImportEr
                 .find(|(_, name)| name.eq_ignore_ascii_case(DEFAULT_PRICE_COLUMN))
                 .copied()
                 .ok_or_else(|| ImportError::ColumnRequired {
-                    available: available(),
+                    available: column_names(&price_columns),
                 })?,
         },
     };

@@ -433,9 +433,32 @@ pub(crate) fn parse_price(cell: &str, line: u64) -> Result<f64, ImportError> {
         })
 }
 
+/// The names of a file's price columns, for errors that list them.
+fn column_names(columns: &[(usize, &str)]) -> Vec<String> {
+    columns.iter().map(|(_, name)| (*name).to_owned()).collect()
+}
+
+/// The price column named `wanted` (case-insensitive), or an error listing the ones there are.
+fn find_column<'a>(
+    columns: &[(usize, &'a str)],
+    wanted: &str,
+) -> Result<(usize, &'a str), ImportError> {
+    columns
+        .iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(wanted))
+        .copied()
+        .ok_or_else(|| ImportError::UnknownColumn {
+            wanted: wanted.to_owned(),
+            available: column_names(columns),
+        })
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
+    use chrono::{DateTime, TimeZone, Utc};
     use std::path::PathBuf;
+
+    use super::ImportReport;
 
     /// Path of a file in the shared data folder beside the repository, failing loudly (never
     /// skipping) when the folder is missing so a CI without the data cannot pass silently.
@@ -449,6 +472,42 @@ pub(crate) mod test_support {
             path.display()
         );
         path
+    }
+
+    /// A UTC instant to the minute.
+    pub(crate) fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    /// A file of the shared data folder, imported (it must import).
+    pub(crate) fn import_shared(
+        name: &str,
+        format: super::Format,
+        column: Option<&str>,
+    ) -> ImportReport {
+        super::import_file(shared_price_file(name), format, column).unwrap()
+    }
+
+    /// The lowest and the highest price of `report`.
+    pub(crate) fn price_range(report: &ImportReport) -> (f64, f64) {
+        let prices = report.points.iter().map(|p| p.price_eur_mwh);
+        (
+            prices.clone().fold(f64::INFINITY, f64::min),
+            prices.fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+
+    /// How many of `report`'s points start in `[from, to)`.
+    pub(crate) fn count_between(
+        report: &ImportReport,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> usize {
+        report
+            .points
+            .iter()
+            .filter(|p| p.start >= from && p.start < to)
+            .count()
     }
 }
 

@@ -266,23 +266,10 @@ fn import_selected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::shared_price_file;
+    use crate::import::test_support::{count_between, import_shared, shared_price_file, utc};
     use crate::import::{Format, import_file, import_file_all_columns};
-    use chrono::TimeZone;
     use voltplan_core::Resolution;
     use voltplan_core::price::resample;
-
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-    }
-
-    fn count_between(report: &ImportReport, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-        report
-            .points
-            .iter()
-            .filter(|p| p.start >= from && p.start < to)
-            .count()
-    }
 
     fn price_at(report: &ImportReport, start: DateTime<Utc>) -> f64 {
         report
@@ -308,8 +295,7 @@ mod tests {
 
     #[test]
     fn english_2015_denmark_1_is_complete_with_23_and_25_hour_days() {
-        let report =
-            import_file(shared_price_file(SMARD_2015), Format::Smard, Some("DK_1")).unwrap();
+        let report = import_shared(SMARD_2015, Format::Smard, Some("DK_1"));
         assert_eq!(report.zone_column, "Denmark 1[€/MWh]");
         assert_eq!(report.points.len(), 8760);
         assert_eq!(report.first, Some(utc(2014, 12, 31, 23, 0)));
@@ -379,19 +365,14 @@ mod tests {
             assert_eq!(report.first, None);
         }
         // Without a column choice the DE-LU column is taken, which is empty in 2015.
-        let default = import_file(shared_price_file(SMARD_2015), Format::Smard, None).unwrap();
+        let default = import_shared(SMARD_2015, Format::Smard, None);
         assert_eq!(default.zone_column, "Germany/Luxembourg[€/MWh]");
         assert!(default.points.is_empty());
     }
 
     #[test]
     fn german_2024_hourly_de_lu_matches_the_verified_statistics() {
-        let report = import_file(
-            shared_price_file(SMARD_2024_HOURLY),
-            Format::Smard,
-            Some("DE_LU"),
-        )
-        .unwrap();
+        let report = import_shared(SMARD_2024_HOURLY, Format::Smard, Some("DE_LU"));
         assert_eq!(
             report.zone_column,
             "Deutschland/Luxemburg [€/MWh] Originalauflösungen"
@@ -426,20 +407,10 @@ mod tests {
 
     #[test]
     fn german_2024_thousands_separator_and_column_names() {
-        let slovenia = import_file(
-            shared_price_file(SMARD_2024_HOURLY),
-            Format::Csv,
-            Some("Slowenien"),
-        )
-        .unwrap();
+        let slovenia = import_shared(SMARD_2024_HOURLY, Format::Csv, Some("Slowenien"));
         // `1.022,27` on 2024-08-29 19:00 CEST.
         assert_eq!(price_at(&slovenia, utc(2024, 8, 29, 17, 0)), 1022.27);
-        let austria = import_file(
-            shared_price_file(SMARD_2024_HOURLY),
-            Format::Smard,
-            Some("AT"),
-        )
-        .unwrap();
+        let austria = import_shared(SMARD_2024_HOURLY, Format::Smard, Some("AT"));
         assert_eq!(
             austria.zone_column,
             "Österreich [€/MWh] Originalauflösungen"

@@ -20,17 +20,14 @@
 //! document; the columns (`user_id`, `price_zone`, `deleted_at`) are tested without parsing.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use uuid::Uuid;
 use voltplan_core::PriceZone;
-use voltplan_core::vehicle::{EvSettings, EvState, StatusLevel};
+use voltplan_core::vehicle::{EvState, StatusLevel};
 
 mod query;
 
 pub(crate) use query::{Bind, Dialect, OrgVehicleQuery};
 
-use crate::json_text::JsonText;
 use crate::{OrgScope, Result, StoreError, UserRecord, VehicleRecord};
 
 /// Which of an organisation's vehicles to list. Every filter that is set must hold (AND); a list
@@ -116,42 +113,16 @@ pub fn worst_status(state: &EvState) -> StatusLevel {
     .unwrap_or_default()
 }
 
-/// A vehicle joined with its owner.
-#[derive(sqlx::FromRow)]
-pub(crate) struct OwnedVehicleRow {
-    #[sqlx(flatten)]
-    user: crate::sql::UserRow,
-    v_id: Uuid,
-    v_building_id: Option<Uuid>,
-    v_price_zone: String,
-    v_settings: Json<EvSettings>,
-    v_state: JsonText<EvState>,
-    v_created_at: DateTime<Utc>,
-    v_updated_at: DateTime<Utc>,
-    v_deleted_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<OwnedVehicleRow> for OwnedVehicle {
+impl TryFrom<crate::sql::OwnerVehicleRow> for OwnedVehicle {
     type Error = StoreError;
-    fn try_from(row: OwnedVehicleRow) -> Result<Self, StoreError> {
-        let owner = UserRecord::try_from(row.user)?;
-        let price_zone = row
-            .v_price_zone
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("vehicle {}: {e}", row.v_id)))?;
-        let vehicle = VehicleRecord {
-            id: row.v_id,
-            org_id: owner.org_id,
-            user_id: owner.id,
-            building_id: row.v_building_id,
-            price_zone,
-            settings: row.v_settings.0,
-            state: row.v_state.0,
-            created_at: row.v_created_at,
-            updated_at: row.v_updated_at,
-            deleted_at: row.v_deleted_at,
-        };
-        Ok(OwnedVehicle { owner, vehicle })
+    fn try_from(row: crate::sql::OwnerVehicleRow) -> Result<Self, StoreError> {
+        match row.split()? {
+            (owner, Some(vehicle)) => Ok(OwnedVehicle { owner, vehicle }),
+            (owner, None) => Err(StoreError::Corrupt(format!(
+                "a vehicle of user {} came back without its columns",
+                owner.id
+            ))),
+        }
     }
 }
 
@@ -190,7 +161,7 @@ macro_rules! org_vehicle_store_impl {
                 )
                 .fetch_one(&self.read)
                 .await?;
-                let rows: Vec<$crate::org_vehicles::OwnedVehicleRow> =
+                let rows: Vec<$crate::sql::OwnerVehicleRow> =
                     $crate::org_vehicles::bind_all!(sqlx::query_as(&q.page_sql), &q.binds)
                         .fetch_all(&self.read)
                         .await?;
@@ -206,200 +177,5 @@ macro_rules! org_vehicle_store_impl {
 pub(crate) use bind_all;
 pub(crate) use org_vehicle_store_impl;
 
-/// The filters against documents as they may be stored: written by an older version (members
-/// absent), with unknown values (`null`), or converted from `jsonb` (PostgreSQL's 0005, with spaces).
 #[cfg(test)]
-mod stored_documents {
-    use super::*;
-    use crate::postgres::PgStore;
-    use crate::sqlite::SqliteStore;
-    use crate::{Store, new_user, new_vehicle};
-    use voltplan_core::account::Role;
-    use voltplan_test_support::{Backend, TestDatabase, backends};
-
-    #[async_trait]
-    trait RawState {
-        async fn set_state(&self, id: Uuid, document: &str);
-    }
-
-    #[async_trait]
-    impl RawState for SqliteStore {
-        async fn set_state(&self, id: Uuid, document: &str) {
-            sqlx::query("UPDATE electric_vehicles SET state = $1 WHERE id = $2")
-                .bind(document)
-                .bind(id)
-                .execute(&self.write)
-                .await
-                .unwrap();
-        }
-    }
-
-    #[async_trait]
-    impl RawState for PgStore {
-        async fn set_state(&self, id: Uuid, document: &str) {
-            sqlx::query("UPDATE electric_vehicles SET state = $1 WHERE id = $2")
-                .bind(document)
-                .bind(id)
-                .execute(&self.write)
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn ids<S: Store>(store: &S, org: OrgScope, filter: OrgVehicleFilter) -> Vec<Uuid> {
-        let paging = OrgVehiclePaging {
-            limit: 50,
-            offset: 0,
-            after: None,
-        };
-        let page = store.list_org_vehicles(org, &filter, paging).await.unwrap();
-        assert_eq!(page.total, page.items.len() as i64);
-        let ids: Vec<Uuid> = page.items.into_iter().map(|i| i.vehicle.id).collect();
-        assert!(ids.is_sorted(), "in id order");
-        ids
-    }
-
-    async fn absent_and_null_members_read_as_the_api_shows_them<S: Store + RawState>(store: &S) {
-        let now = chrono::Utc::now();
-        let org = OrgScope::new(store.create_organisation("o", now).await.unwrap().id);
-        let user = store
-            .create_user(org, &new_user(org, "d@example.com".into(), Role::User, now))
-            .await
-            .unwrap();
-        let mut cars = Vec::new();
-        for _ in 0..3 {
-            let v = store
-                .create_vehicle(org, &new_vehicle(org, user.id, now))
-                .await
-                .unwrap();
-            cars.push(v.id);
-        }
-        cars.sort();
-        // Named in id order, so the expected lists below are in the order of a page.
-        let (empty, unknown, spaced) = (cars[0], cars[1], cars[2]);
-        store.set_state(empty, "{}").await;
-        let null_plug = serde_json::to_string(&EvState {
-            is_plugged_in: None,
-            connection_status: StatusLevel::Ok,
-            monitoring_status: StatusLevel::Ok,
-            steering_status: StatusLevel::Ok,
-            ..EvState::default()
-        })
-        .unwrap();
-        store.set_state(unknown, &null_plug).await;
-        store
-            .set_state(
-                spaced,
-                r#"{"is_plugged_in": true, "connection_status": "error", "action_needed": true}"#,
-            )
-            .await;
-
-        // Each reads back as the API shows it.
-        let all = store
-            .list_org_vehicles(
-                org,
-                &OrgVehicleFilter::default(),
-                OrgVehiclePaging {
-                    limit: 10,
-                    offset: 0,
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        let state = |id: Uuid| {
-            all.items
-                .iter()
-                .find(|i| i.vehicle.id == id)
-                .unwrap()
-                .vehicle
-                .state
-                .clone()
-        };
-        assert_eq!(state(empty).is_plugged_in, Some(false));
-        assert_eq!(state(unknown).is_plugged_in, None);
-        assert_eq!(worst_status(&state(spaced)), StatusLevel::Error);
-
-        let f = OrgVehicleFilter::default;
-        let plugged = |v| OrgVehicleFilter {
-            is_plugged_in: Some(v),
-            ..f()
-        };
-        assert_eq!(ids(store, org, plugged(false)).await, vec![empty]);
-        assert_eq!(ids(store, org, plugged(true)).await, vec![spaced]);
-        let action = |v| OrgVehicleFilter {
-            action_needed: Some(v),
-            ..f()
-        };
-        assert_eq!(ids(store, org, action(true)).await, vec![spaced]);
-        assert_eq!(ids(store, org, action(false)).await, vec![empty, unknown]);
-        let status = |l: &[StatusLevel]| OrgVehicleFilter {
-            status: l.to_vec(),
-            ..f()
-        };
-        assert_eq!(
-            ids(store, org, status(&[StatusLevel::Ok])).await,
-            vec![unknown]
-        );
-        assert_eq!(
-            ids(store, org, status(&[StatusLevel::Unknown])).await,
-            vec![empty]
-        );
-        assert_eq!(
-            ids(store, org, status(&[StatusLevel::Error])).await,
-            vec![spaced]
-        );
-        let connection = OrgVehicleFilter {
-            connection_status: vec![StatusLevel::Unknown, StatusLevel::Ok],
-            ..f()
-        };
-        assert_eq!(ids(store, org, connection).await, vec![empty, unknown]);
-        // Three members: PostgreSQL parses each document once (jsonb) and must read the same.
-        let three = OrgVehicleFilter {
-            is_plugged_in: Some(false),
-            action_needed: Some(false),
-            connection_status: vec![StatusLevel::Unknown],
-            ..f()
-        };
-        assert_eq!(ids(store, org, three).await, vec![empty]);
-        let three = OrgVehicleFilter {
-            is_charging: Some(false),
-            action_needed: Some(false),
-            connection_status: vec![StatusLevel::Ok],
-            ..f()
-        };
-        assert_eq!(ids(store, org, three).await, vec![unknown]);
-    }
-
-    fn two_connections() -> crate::ConnectOptions {
-        let mut options = crate::ConnectOptions::new("");
-        options.max_connections = 2;
-        options
-    }
-
-    #[tokio::test]
-    async fn absent_and_null_members_on_every_backend() {
-        for backend in backends() {
-            let database = TestDatabase::create(&backend, "voltplan-store-orglist").await;
-            match &backend {
-                Backend::Sqlite => {
-                    let path = database.url().trim_start_matches("sqlite:");
-                    let store = SqliteStore::connect(path, &two_connections())
-                        .await
-                        .unwrap();
-                    absent_and_null_members_read_as_the_api_shows_them(&store).await;
-                    store.read.close().await;
-                    store.write.close().await;
-                }
-                Backend::Postgres(_) => {
-                    let store = PgStore::connect(database.url(), &two_connections())
-                        .await
-                        .unwrap();
-                    absent_and_null_members_read_as_the_api_shows_them(&store).await;
-                    store.write.close().await;
-                }
-            }
-            database.drop_database().await;
-        }
-    }
-}
+mod stored_documents;
