@@ -10,13 +10,13 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, sleep_until};
 use uuid::Uuid;
-use voltplan_core::charger::Charger;
 use voltplan_ocpp::{ErrorCode, Frame, Schemas, Version};
 use voltplan_store::OrgScope;
-use voltplan_store::ocpp::{ChargerLink, CommandStatus};
+use voltplan_store::ocpp::CommandStatus;
 
 use super::Outbound;
 use super::inbound::{self, Answer};
+use super::session::Session;
 use crate::state::AppState;
 
 /// A call this connection sent and waits on.
@@ -26,29 +26,6 @@ struct Pending {
     /// The `ocpp_commands` row, or `None` for the connection's own calls (after a boot).
     command_id: Option<String>,
     deadline: Instant,
-}
-
-/// What the connection knows while it is open.
-pub(super) struct Session {
-    pub state: AppState,
-    pub link: ChargerLink,
-    pub charger: Charger,
-    pub charge_point_id: String,
-    pub schemas: &'static Schemas,
-    /// Calls of the connection's own to send (GetConfiguration after a boot).
-    pub own_calls: VecDeque<(String, Map<String, Value>)>,
-}
-
-impl Session {
-    /// Saves the charger document; `false` when a newer connection of the same charger took over.
-    /// `wake`: the worker should look at the wallbox now.
-    pub async fn save(&mut self, wake: bool) -> Result<bool, voltplan_store::StoreError> {
-        self.state
-            .0
-            .store
-            .save_charger(&self.link, &self.charger, wake)
-            .await
-    }
 }
 
 pub(super) async fn run(

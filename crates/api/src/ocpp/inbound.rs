@@ -16,7 +16,7 @@ use voltplan_ocpp::{Direction, ErrorCode};
 use voltplan_store::StoreError;
 use voltplan_store::ocpp::{MeterSample, TransactionStart, TransactionStop};
 
-use super::connection::Session;
+use super::session::Session;
 
 pub(super) enum Answer {
     Result(Value),

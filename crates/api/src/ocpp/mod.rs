@@ -7,6 +7,7 @@
 //! - [`connection`]: one task per WebSocket: frames validated against the OCA schemas, a CALLERROR
 //!   with the right code for anything wrong, one outstanding CALL per direction.
 //! - [`inbound`]: what each charger message does (stored before it is answered).
+//! - [`session`]: what a connection knows while it is open, and its fenced saves.
 //! - [`dispatch`]: calls to chargers are rows of `ocpp_commands`, queued by any process (the
 //!   worker); each replica sends those of the chargers whose WebSocket it holds.
 
@@ -14,6 +15,7 @@ mod connection;
 mod dispatch;
 pub(crate) mod handshake;
 mod inbound;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
