@@ -8,6 +8,7 @@
 //! serves. Logs go to stderr, stamped with simulated time.
 
 mod report;
+mod wallboxes;
 mod watch;
 
 use anyhow::Context;
@@ -57,6 +58,10 @@ pub struct DemoArgs {
     /// Number of sandbox electric vehicles (one or two per driver).
     #[arg(long, default_value_t = 50)]
     pub vehicles: usize,
+    /// Number of households with a sandbox wallbox: a simulated charger that speaks OCPP 1.6J to
+    /// this server over a WebSocket, with a car behind it.
+    #[arg(long, default_value_t = 6)]
+    pub wallboxes: usize,
     /// How much faster than real time the simulation runs (60 = a simulated hour per real minute).
     #[arg(long, default_value_t = 60.0)]
     pub speed: f64,
@@ -182,6 +187,26 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     )
     .await?;
 
+    let households = wallboxes::seed(
+        store.as_ref(),
+        org,
+        args.wallboxes,
+        PriceZone::DeLu,
+        &embedded_catalogue().context("reading the EV catalogue")?,
+        clock.now(),
+        TIME_ZONE,
+        || wallboxes::Draw {
+            arrive_h: dice.between(17.0, 20.0),
+            leave_h: dice.between(6.5, 8.5),
+            level_pct: dice.between(20.0, 60.0).round(),
+        },
+    )
+    .await?;
+    let wallbox_ids: Vec<(Uuid, Uuid)> = households
+        .iter()
+        .map(|h| (h.user_id, h.wallbox_id))
+        .collect();
+
     let config = ApiConfig {
         public_url: public_url_or_bind(args.public_url.clone(), args.bind),
         ..ApiConfig::default()
@@ -225,6 +250,14 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         "  curl -s -X POST {base}/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{your_car}/plug-in {bearer}"
     );
     println!("  curl -s {ev_list}/{your_car}/plan {bearer}");
+    if let Some((user, _)) = wallbox_ids.first() {
+        println!(
+            "{} households charge through sandbox wallboxes speaking OCPP 1.6J to ws://{}/ocpp; the first one:",
+            wallbox_ids.len(),
+            args.bind
+        );
+        println!("  curl -s {base}/api/partners/v2.0/org/{org_id}/users/{user}/wallboxes {bearer}");
+    }
     println!();
     println!(
         "API docs: {base}/api/partners/v2.0/docs    Health: {base}/healthz    Metrics: {base}/metrics"
@@ -263,6 +296,25 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
             }
         })
     };
+    let households_task = {
+        let mut rx = stop_rx.clone();
+        let mut running = wallboxes::start(
+            households,
+            &format!("ws://{}/ocpp", args.bind),
+            clock.clone(),
+            TIME_ZONE,
+        );
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => wallboxes::drive(&mut running, clock.now(), TIME_ZONE),
+                    _ = rx.wait_for(|stop| *stop) => break,
+                }
+            }
+        })
+    };
     let watch_task = tokio::spawn(
         watch::Watch {
             store,
@@ -270,13 +322,14 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
             speed: args.speed,
             org,
             vehicles,
+            wallboxes: wallbox_ids,
             started,
         }
         .run(stop_rx.clone()),
     );
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(drivers_task, watch_task);
+    let _ = tokio::join!(drivers_task, households_task, watch_task);
     background.stop().await
 }
 

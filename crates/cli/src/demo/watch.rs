@@ -34,6 +34,8 @@ pub struct Watch {
     pub speed: f64,
     pub org: OrgScope,
     pub vehicles: Vec<Uuid>,
+    /// The wallbox households' (user, wallbox).
+    pub wallboxes: Vec<(Uuid, Uuid)>,
     /// When the demo started (simulated): the first night starts here.
     pub started: DateTime<Utc>,
 }
@@ -51,6 +53,16 @@ impl Watch {
                 match self.status(now).await {
                     Ok(line) => println!("{line}"),
                     Err(e) => tracing::warn!(error = %e, "the status line could not be read"),
+                }
+                if !self.wallboxes.is_empty() {
+                    match super::wallboxes::summary(self.store.as_ref(), self.org, &self.wallboxes)
+                        .await
+                    {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the wallboxes' line could not be read")
+                        }
+                    }
                 }
                 next_status = next_hour(now);
             }
