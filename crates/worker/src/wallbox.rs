@@ -727,19 +727,20 @@ fn track_session(
     let (org_id, wallbox_id) = (claimed.wallbox.org_id, claimed.wallbox.id);
     let following = work.runtime.session.as_ref().map(|s| s.transaction_id);
     let open_id = observed.open.as_ref().map(|t| t.id);
-    if following.is_some() && following != open_id {
-        if let Some(mut session) = work.runtime.session.take() {
-            let stopped = reading
-                .transactions
-                .iter()
-                .find(|t| t.id == session.transaction_id);
-            let end = stopped.and_then(|t| t.stopped_at).unwrap_or(step.now);
-            let last = stopped.and_then(|t| Some((t.stopped_at?, t.meter_stop_wh? as f64)));
-            cost_up_to(&mut session, last.into_iter(), step.book);
-            let max_kw = f64::from(claimed.wallbox.settings.charge_power_max_w) / 1000.0;
-            let record = session_record(org_id, wallbox_id, &session, Some(end), max_kw, step.book);
-            work.writes.sessions.push(record);
-        }
+    if following.is_some()
+        && following != open_id
+        && let Some(mut session) = work.runtime.session.take()
+    {
+        let stopped = reading
+            .transactions
+            .iter()
+            .find(|t| t.id == session.transaction_id);
+        let end = stopped.and_then(|t| t.stopped_at).unwrap_or(step.now);
+        let last = stopped.and_then(|t| Some((t.stopped_at?, t.meter_stop_wh? as f64)));
+        cost_up_to(&mut session, last.into_iter(), step.book);
+        let max_kw = f64::from(claimed.wallbox.settings.charge_power_max_w) / 1000.0;
+        let record = session_record(org_id, wallbox_id, &session, Some(end), max_kw, step.book);
+        work.writes.sessions.push(record);
     }
     if let Some(open) = &observed.open
         && work.runtime.session.is_none()
