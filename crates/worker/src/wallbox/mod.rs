@@ -20,37 +20,38 @@
 //! next cycle. Without a plan (no prices, smart charging off) no profile is sent: the charger
 //! charges at its own maximum, as it would without Voltplan.
 
+mod plan;
+mod session;
+mod status;
+mod types;
+
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
-use voltplan_core::charger::{Charger, RateUnit};
-use voltplan_core::planner::{DeadlineRule, Plan, PlanInput, PlannerSettings, VehicleSnapshot};
-use voltplan_core::vehicle::{BoostState, StatusLevel};
+use voltplan_core::charger::RateUnit;
+use voltplan_core::planner::Plan;
+use voltplan_core::vehicle::StatusLevel;
 use voltplan_core::wallbox::{WallboxSettings, WallboxState};
 use voltplan_ocpp::profile::{ProfileRequest, Step as PowerStep, Unit, set_charging_profile};
-use voltplan_store::fleet::{CommandOutcome, Lease, ReadingRecord, SessionData, SessionRecord};
-use voltplan_store::ocpp::{CommandStatus, OcppCommand, TransactionRecord};
+use voltplan_store::fleet::{CommandOutcome, Lease};
+use voltplan_store::ocpp::{CommandStatus, OcppCommand};
 use voltplan_store::wallbox_fleet::{ClaimedWallbox, WallboxOutcome};
 use voltplan_store::{OrgScope, Store, StoreError};
 
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
-use crate::price_book::PriceBook;
 use crate::replan::{Fnv1a, plan_drifted};
+pub use plan::COLD_START_NEED_KWH;
+use plan::{inputs_hash, plan_input, power_at, session_need, switch_at};
+use session::{cost_up_to, report, session_record, track_session};
+use status::{apply_boost, observe_status};
+pub(crate) use types::Wallboxes;
+use types::{WallboxCommand, WallboxObserved, WallboxReading, WallboxWrites};
+pub use types::{WallboxRuntime, WallboxSession};
 
-/// The energy a session is planned to deliver when neither the partner nor the charger's
-/// history says: about a quarter of a mid-size battery, more than the typical daily need.
-pub const COLD_START_NEED_KWH: f64 = 15.0;
-/// Closed sessions needed before their median replaces the cold start.
-const LEARN_FROM_SESSIONS: usize = 3;
-/// How many past sessions the median is taken over.
-const LEARN_WINDOW: usize = 10;
 /// How far back sessions are read (learning, and closing a session whose stop was missed).
 const HISTORY: Duration = Duration::days(30);
 /// A call to the charger not sent by then (the charger offline) expires.
 const CALL_LIFETIME: Duration = Duration::minutes(15);
-/// Offline this long, the connection status is an error (before: a warning).
-const OFFLINE_ERROR_AFTER: Duration = Duration::minutes(15);
 /// Without ChargingScheduleMaxPeriods known, a profile has at most this many periods (OCPP 1.6
 /// chargers commonly accept 24 or more).
 const DEFAULT_MAX_PERIODS: usize = 24;
@@ -59,98 +60,6 @@ const DEFAULT_PHASES: u8 = 3;
 
 /// The measurand of the energy register.
 const REGISTER: &str = "Energy.Active.Import.Register";
-
-/// Wallboxes, steered through the OCPP call queue.
-pub(crate) struct Wallboxes<'a> {
-    pub store: &'a dyn Store,
-}
-
-/// What the read step got: the charger as its central system last stored it, its transactions.
-pub(crate) struct WallboxReading {
-    charger: Charger,
-    /// Started within [`HISTORY`], oldest first, and any still open.
-    transactions: Vec<TransactionRecord>,
-    /// What became of the last call queued (`None`: none, or not yet answered).
-    last_call: Option<CommandStatus>,
-    /// The energy register (Wh) as sampled since the followed session was last costed.
-    meter: Vec<(DateTime<Utc>, f64)>,
-}
-
-/// The reading, normalised for plan, steer and schedule.
-pub(crate) struct WallboxObserved {
-    at: DateTime<Utc>,
-    connected: bool,
-    plugged_in: bool,
-    charging: bool,
-    open: Option<TransactionRecord>,
-    /// Delivered in the open transaction, kWh.
-    delivered_kwh: f64,
-    /// The session's energy target, kWh, and where it came from.
-    need_kwh: f64,
-    need_source: &'static str,
-    smart_charging: Option<bool>,
-    unit: Unit,
-}
-
-impl WallboxObserved {
-    /// The share of the need delivered, percent (the planner's "battery level").
-    fn level_pct(&self) -> f64 {
-        (self.delivered_kwh / self.need_kwh * 100.0).clamp(0.0, 100.0)
-    }
-}
-
-/// A call to the charger and the decision it carries out (`fingerprint`: the same decision
-/// is queued once).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct WallboxCommand {
-    action: &'static str,
-    payload: String,
-    fingerprint: String,
-}
-
-/// The worker's own document about a wallbox.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WallboxRuntime {
-    pub plan_inputs_hash: Option<u64>,
-    /// The open session: the transaction it follows.
-    pub session: Option<WallboxSession>,
-    /// The decision last queued (its fingerprint) and its call's id.
-    pub sent_decision: Option<String>,
-    pub last_call_id: Option<String>,
-    /// Failed attempts at the current decision (a new attempt gets a new call id).
-    pub attempt: u32,
-    /// The meter at the last `/data` row.
-    pub reported_meter_wh: Option<f64>,
-    pub reported_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WallboxSession {
-    pub id: Uuid,
-    pub transaction_id: i64,
-    pub plug_in: DateTime<Utc>,
-    pub meter_start_wh: f64,
-    /// The register reading the session's cost is brought up to, and when it was read.
-    pub costed_at: DateTime<Utc>,
-    pub costed_meter_wh: f64,
-    /// The energy up to `costed_meter_wh`, priced in the slots it was drawn in.
-    pub cost_eur: f64,
-    pub peak_power_kw: Option<f64>,
-    pub deadline: Option<DateTime<Utc>>,
-    pub expected_savings_eur: Option<f64>,
-}
-
-/// A wallbox cycle's writes besides state, runtime and plan.
-#[derive(Default)]
-pub(crate) struct WallboxWrites {
-    sessions: Vec<SessionRecord>,
-    reading: Option<ReadingRecord>,
-    calls: Vec<OcppCommand>,
-    clear_boost_for_next_session: bool,
-    clear_boost_request: Option<DateTime<Utc>>,
-    clear_boost_cancel: Option<DateTime<Utc>>,
-}
 
 impl DeviceKind for Wallboxes<'_> {
     type Settings = WallboxSettings;
@@ -563,331 +472,4 @@ impl DeviceKind for Wallboxes<'_> {
             calls: writes.calls,
         })
     }
-}
-
-/// The session's energy target and its source (see the module's documentation).
-fn session_need(
-    settings: &WallboxSettings,
-    transactions: &[TransactionRecord],
-) -> (f64, &'static str) {
-    if let Some(kwh) = settings
-        .session_energy_kwh
-        .filter(|k| k.is_finite() && *k > 0.0)
-    {
-        return (kwh, "setting");
-    }
-    let mut past: Vec<f64> = transactions
-        .iter()
-        .rev()
-        .filter_map(|t| Some((t.meter_stop_wh? - t.meter_start_wh) as f64 / 1000.0))
-        .filter(|kwh| *kwh > 0.5)
-        .take(LEARN_WINDOW)
-        .collect();
-    if past.len() < LEARN_FROM_SESSIONS {
-        return (COLD_START_NEED_KWH, "default");
-    }
-    past.sort_by(f64::total_cmp);
-    (past[past.len() / 2], "learned")
-}
-
-fn plan_input(
-    settings: &WallboxSettings,
-    state: &WallboxState,
-    observed: &WallboxObserved,
-    zone: PriceZone,
-) -> PlanInput {
-    let deadline = match settings.charge_deadline_at {
-        Some(at) => DeadlineRule::Daily {
-            at,
-            target_pct: 100.0,
-        },
-        None => DeadlineRule::None,
-    };
-    PlanInput {
-        vehicle: VehicleSnapshot {
-            battery_level_pct: observed.level_pct(),
-            battery_capacity_kwh: observed.need_kwh,
-            is_plugged_in: observed.open.is_some(),
-            is_at_home: true,
-            max_charge_power_w: f64::from(settings.charge_power_max_w.max(1)),
-            charge_target_max_pct: None,
-        },
-        settings: PlannerSettings {
-            price_zone: zone,
-            is_smart_optimization_active: settings.is_smart_optimization_active,
-            charge_target_min_pct: settings
-                .charge_target_min
-                .map_or(0.0, f64::from)
-                .clamp(0.0, 100.0),
-            deadline,
-            is_over_charge_allowed: false,
-            pause_power_until: settings.pause_power_until,
-            boost: matches!(
-                state.boost_state,
-                BoostState::Requested | BoostState::Ongoing
-            ),
-            // The need is metered at the charger: no charging losses to add.
-            efficiency: 1.0,
-            ..PlannerSettings::new(zone)
-        },
-    }
-}
-
-fn inputs_hash(
-    settings: &WallboxSettings,
-    state: &WallboxState,
-    observed: &WallboxObserved,
-    coverage_end: Option<DateTime<Utc>>,
-) -> u64 {
-    let mut h = Fnv1a::new();
-    h.text(&serde_json::to_string(settings).unwrap_or_default());
-    h.option(observed.open.as_ref().map(|t| t.id), |h, id| {
-        h.bytes(&id.to_le_bytes())
-    });
-    h.flag(matches!(
-        state.boost_state,
-        BoostState::Requested | BoostState::Ongoing
-    ));
-    h.bytes(&observed.need_kwh.to_bits().to_le_bytes());
-    h.option(coverage_end, |h, end| {
-        h.bytes(&end.timestamp().to_le_bytes())
-    });
-    h.flag(settings.pause_power_until.is_some_and(|p| p > observed.at));
-    h.finish()
-}
-
-fn power_at(plan: &Plan, at: DateTime<Utc>) -> f64 {
-    plan.intervals
-        .iter()
-        .find(|i| i.start <= at && at < i.end)
-        .map_or(0.0, |i| i.power_w)
-}
-
-/// When the plan's current on/off phase began (a stable id for a start/stop decision).
-fn switch_at(plan: &Plan, at: DateTime<Utc>) -> DateTime<Utc> {
-    let on = power_at(plan, at) > 0.0;
-    let mut start = at;
-    for interval in plan.intervals.iter().rev().filter(|i| i.start <= at) {
-        if (interval.power_w > 0.0) != on {
-            break;
-        }
-        start = interval.start;
-    }
-    start
-}
-
-/// The three status dimensions from the charger document and the last call's fate.
-fn observe_status(
-    state: &mut WallboxState,
-    charger: &Charger,
-    last_call: Option<CommandStatus>,
-    now: DateTime<Utc>,
-) {
-    state.connection_status = match (
-        charger.connected,
-        charger.disconnected_at,
-        charger.connected_at,
-    ) {
-        (true, _, _) => StatusLevel::Ok,
-        (false, _, None) => StatusLevel::Unknown,
-        (false, Some(gone), _) if now - gone < OFFLINE_ERROR_AFTER => StatusLevel::Warning,
-        (false, _, _) => StatusLevel::Error,
-    };
-    state.monitoring_status = if charger.connected && charger.error_code.is_none() {
-        StatusLevel::Ok
-    } else if charger.connected {
-        StatusLevel::Warning
-    } else {
-        state.connection_status
-    };
-    state.steering_status = match last_call {
-        Some(CommandStatus::Accepted) => StatusLevel::Ok,
-        Some(CommandStatus::Rejected | CommandStatus::Failed | CommandStatus::Expired) => {
-            StatusLevel::Warning
-        }
-        _ if !charger.connected && charger.connected_at.is_some() => StatusLevel::Warning,
-        _ => state.steering_status,
-    };
-    state.current_state_last_updated_at = charger.last_seen_at;
-    state.last_monitoring_executed_at = Some(now);
-    state.current_mode = serde_json::to_value(charger.mode())
-        .ok()
-        .and_then(|mode| mode.as_str().map(str::to_owned));
-}
-
-/// Opens a session when a transaction starts, closes it (into the cycle's writes) when the
-/// transaction stops; `true` when a session opened in this cycle.
-fn track_session(
-    claimed: &ClaimedWallbox,
-    work: &mut Work<Wallboxes<'_>>,
-    reading: &WallboxReading,
-    observed: &WallboxObserved,
-    step: Step<'_>,
-) -> bool {
-    let (org_id, wallbox_id) = (claimed.wallbox.org_id, claimed.wallbox.id);
-    let following = work.runtime.session.as_ref().map(|s| s.transaction_id);
-    let open_id = observed.open.as_ref().map(|t| t.id);
-    if following.is_some()
-        && following != open_id
-        && let Some(mut session) = work.runtime.session.take()
-    {
-        let stopped = reading
-            .transactions
-            .iter()
-            .find(|t| t.id == session.transaction_id);
-        let end = stopped.and_then(|t| t.stopped_at).unwrap_or(step.now);
-        let last = stopped.and_then(|t| Some((t.stopped_at?, t.meter_stop_wh? as f64)));
-        cost_up_to(&mut session, last.into_iter(), step.book);
-        let max_kw = f64::from(claimed.wallbox.settings.charge_power_max_w) / 1000.0;
-        let record = session_record(org_id, wallbox_id, &session, Some(end), max_kw, step.book);
-        work.writes.sessions.push(record);
-    }
-    if let Some(open) = &observed.open
-        && work.runtime.session.is_none()
-    {
-        work.runtime.session = Some(WallboxSession {
-            id: Uuid::now_v7(),
-            transaction_id: open.id,
-            plug_in: open.started_at,
-            meter_start_wh: open.meter_start_wh as f64,
-            costed_at: open.started_at,
-            costed_meter_wh: open.meter_start_wh as f64,
-            cost_eur: 0.0,
-            peak_power_kw: None,
-            deadline: None,
-            expected_savings_eur: None,
-        });
-        work.runtime.sent_decision = None;
-        work.runtime.attempt = 0;
-        return true;
-    }
-    false
-}
-
-/// Prices the energy between register readings newer than the last costed one: the energy
-/// between two readings is spread over the time between them, slot by slot
-/// ([`PriceBook::cost_of`]), so the cost follows the charger's own register.
-fn cost_up_to(
-    session: &mut WallboxSession,
-    readings: impl Iterator<Item = (DateTime<Utc>, f64)>,
-    book: &PriceBook,
-) {
-    for (at, wh) in readings {
-        if at <= session.costed_at || wh < session.costed_meter_wh {
-            continue;
-        }
-        let kwh = (wh - session.costed_meter_wh) / 1000.0;
-        session.cost_eur += book.cost_of(kwh, session.costed_at, at);
-        session.costed_at = at;
-        session.costed_meter_wh = wh;
-    }
-}
-
-fn session_record(
-    org_id: Uuid,
-    wallbox_id: Uuid,
-    session: &WallboxSession,
-    unplug: Option<DateTime<Utc>>,
-    max_power_kw: f64,
-    book: &PriceBook,
-) -> SessionRecord {
-    let energy = ((session.costed_meter_wh - session.meter_start_wh) / 1000.0).max(0.0);
-    // What the same energy would have cost charged at once from the plug-in.
-    let baseline = book.cost_charging_at_once(energy, max_power_kw, session.plug_in);
-    SessionRecord {
-        id: session.id,
-        org_id,
-        vehicle_id: wallbox_id,
-        plug_in_time: session.plug_in,
-        unplug_time: unplug,
-        data: SessionData {
-            charge_deadline: session.deadline,
-            energy_charged_kwh: energy,
-            peak_charge_power_kw: session.peak_power_kw,
-            actual_cost_eur: session.cost_eur,
-            baseline_cost_eur: baseline,
-            expected_savings_eur: session.expected_savings_eur,
-            ..SessionData::default()
-        },
-    }
-}
-
-/// Boost: a request starts it on a plugged-in car (else the API armed it for the next session),
-/// an armed one starts with the next transaction, a cancellation or the end of the session ends it.
-fn apply_boost(
-    settings: &WallboxSettings,
-    work: &mut Work<Wallboxes<'_>>,
-    observed: &WallboxObserved,
-    new_session: bool,
-    now: DateTime<Utc>,
-) {
-    let state = &mut work.state;
-    let boosting = matches!(
-        state.boost_state,
-        BoostState::Requested | BoostState::Ongoing
-    );
-    if let Some(cancelled) = settings.boost_cancelled_at {
-        work.writes.clear_boost_cancel = Some(cancelled);
-        if boosting {
-            state.last_boost_ended_at = Some(now);
-            state.last_boost_end_reason = Some("cancelled".to_owned());
-        }
-        state.boost_state = BoostState::Unavailable;
-    } else if let Some(requested) = settings.boost_requested_at {
-        work.writes.clear_boost_request = Some(requested);
-        if observed.open.is_some() {
-            state.boost_state = BoostState::Ongoing;
-            state.last_boost_triggered_at = Some(now);
-        }
-    } else if settings.boost_for_next_session && observed.open.is_some() && new_session {
-        work.writes.clear_boost_for_next_session = true;
-        state.boost_state = BoostState::Ongoing;
-        state.last_boost_triggered_at = Some(now);
-    } else if boosting && observed.open.is_none() {
-        state.boost_state = BoostState::Unavailable;
-        state.last_boost_ended_at = Some(now);
-        state.last_boost_end_reason = Some("unplugged".to_owned());
-    }
-    if !matches!(
-        state.boost_state,
-        BoostState::Ongoing | BoostState::Requested
-    ) {
-        state.boost_state = if observed.plugged_in {
-            BoostState::Available
-        } else {
-            BoostState::Unavailable
-        };
-    }
-}
-
-/// This cycle's `/data` row, when the meter moved or the plug changed.
-fn report(
-    wallbox: &voltplan_store::WallboxRecord,
-    rt: &mut WallboxRuntime,
-    observed: &WallboxObserved,
-    step: Step<'_>,
-) -> Option<ReadingRecord> {
-    let meter = wallbox.charger.meter_wh;
-    let moved = meter.is_some() && meter != rt.reported_meter_wh;
-    if !moved && rt.reported_at.is_some() {
-        return None;
-    }
-    let energy_kwh = match (meter, rt.reported_meter_wh) {
-        (Some(now), Some(before)) => Some(((now - before) / 1000.0).max(0.0)),
-        _ => None,
-    };
-    rt.reported_meter_wh = meter.or(rt.reported_meter_wh);
-    rt.reported_at = Some(step.now);
-    Some(ReadingRecord {
-        vehicle_id: wallbox.id,
-        org_id: wallbox.org_id,
-        at: step.now,
-        battery_level: wallbox.charger.soc,
-        is_plugged_in: Some(observed.plugged_in),
-        is_charging: Some(observed.charging),
-        is_at_home: None,
-        power_w: wallbox.charger.power_w,
-        energy_kwh,
-        price_eur_mwh: step.book.price_at(step.now),
-    })
 }
