@@ -66,6 +66,17 @@ impl Charger {
         }
     }
 
+    /// A charge point that connected and booted.
+    async fn booted(python: &str, server: &TestServer, identity: &str, password: &str) -> Charger {
+        let mut charger = Self::spawn(python, server, identity, password).await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        let boot = charger.call("BootNotification", boot()).await;
+        assert_eq!(boot["event"], "result", "{boot}");
+        charger
+    }
+
     /// The next event matching `wanted`, within 20 s.
     async fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -122,11 +133,14 @@ impl Charger {
 
 /// A tenant, a user and a wallbox created through the API: (tenant, user, wallbox, id, password).
 async fn wallbox(server: &TestServer) -> (Tenant, Uuid, Uuid, String, String) {
+    wallbox_with(server, json!({"price_zone": "DE_LU"})).await
+}
+
+/// Like [`wallbox`], created with `body`.
+async fn wallbox_with(server: &TestServer, body: Value) -> (Tenant, Uuid, Uuid, String, String) {
     let tenant = server.tenant("Stadtwerke").await;
     let user = server.create_user(&tenant, "driver@example.com").await;
-    let (id, created) = server
-        .create_wallbox(&tenant, user, json!({"price_zone": "DE_LU"}))
-        .await;
+    let (id, created) = server.create_wallbox(&tenant, user, body).await;
     let identity = created["ocpp"]["charge_point_id"]
         .as_str()
         .unwrap()
@@ -220,11 +234,7 @@ async fn transactions_and_meter_values_are_stored_once_however_often_they_are_se
     for backend in backends() {
         let server = TestServer::start(&backend).await;
         let (t, user, wallbox, identity, password) = wallbox(&server).await;
-        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
-        charger
-            .expect("connection", |e| e["event"] == "connected")
-            .await;
-        charger.call("BootNotification", boot()).await;
+        let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         let status = charger
             .call(
                 "StatusNotification",
@@ -375,11 +385,7 @@ async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
     for backend in backends() {
         let server = TestServer::start(&backend).await;
         let (t, _, wallbox, identity, password) = wallbox(&server).await;
-        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
-        charger
-            .expect("connection", |e| e["event"] == "connected")
-            .await;
-        charger.call("BootNotification", boot()).await;
+        let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         let command = profile_call(t.org_id, wallbox, server.clock_now());
         assert!(server.store.queue_ocpp_command(&command).await.unwrap());
         assert!(
@@ -493,11 +499,7 @@ async fn with_two_replicas_a_call_reaches_the_charger_through_the_one_that_holds
         let (t, _, wallbox, identity, password) = wallbox(&server).await;
 
         // The charger holds its WebSocket to the first replica; the call is queued by the other.
-        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
-        charger
-            .expect("connection", |e| e["event"] == "connected")
-            .await;
-        charger.call("BootNotification", boot()).await;
+        let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         let call = profile_call(t.org_id, wallbox, server.clock_now());
         assert!(other.store.queue_ocpp_command(&call).await.unwrap());
         charger
@@ -544,33 +546,6 @@ async fn with_two_replicas_a_call_reaches_the_charger_through_the_one_that_holds
     }
 }
 
-/// Hourly DE_LU prices over the test's day: 100 €/MWh, but 10 €/MWh from 02:00 to 03:00 UTC.
-async fn prices_with_a_cheap_night_hour(server: &TestServer) {
-    use chrono::TimeZone;
-    let start = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
-    let slots: Vec<voltplan_core::PriceSlot> = (0..48)
-        .map(|h| {
-            let from = start + chrono::Duration::hours(h);
-            voltplan_core::PriceSlot {
-                start: from,
-                end: from + chrono::Duration::hours(1),
-                price_eur_mwh: if h == 26 { 10.0 } else { 100.0 },
-            }
-        })
-        .collect();
-    server
-        .store
-        .upsert_prices(
-            voltplan_core::PriceZone::DeLu,
-            None,
-            "entsoe",
-            &slots,
-            server.clock_now(),
-        )
-        .await
-        .unwrap();
-}
-
 /// The next SetChargingProfile the charger receives: its `csChargingProfiles`.
 async fn next_profile(charger: &mut Charger) -> Value {
     charger
@@ -614,36 +589,18 @@ async fn the_worker_steers_a_real_charger_by_its_plan_with_boost_and_records_the
     let Some(python) = python() else { return };
     for backend in backends() {
         let server = TestServer::start(&backend).await;
-        prices_with_a_cheap_night_hour(&server).await;
-        let tenant = server.tenant("Stadtwerke").await;
-        let user = server.create_user(&tenant, "driver@example.com").await;
-        let (wallbox, created) = server
-            .create_wallbox(
-                &tenant,
-                user,
-                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+        server.cheap_night_hour_prices().await;
+        let (tenant, user, wallbox, identity, password) = wallbox_with(
+            &server,
+            json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
                        "charge_target_min": 0, "charge_deadline_at": "07:00:00",
                        "session_energy_kwh": 10.0}),
-            )
-            .await;
-        let identity = created["ocpp"]["charge_point_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let password = created["ocpp"]["password"].as_str().unwrap().to_owned();
+        )
+        .await;
         let org = OrgScope::new(tenant.org_id);
-        let worker = voltplan_worker::Worker::new(
-            server.store.clone(),
-            voltplan_worker::Clouds::new(),
-            server.clock.clone(),
-            voltplan_worker::WorkerConfig::new("ocpp-test"),
-        );
+        let worker = server.wallbox_worker();
 
-        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
-        charger
-            .expect("connection", |e| e["event"] == "connected")
-            .await;
-        charger.call("BootNotification", boot()).await;
+        let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         // The central system learns what the charger can do (GetConfiguration) before steering.
         let deadline = Instant::now() + Duration::from_secs(10);
         while server
@@ -781,35 +738,17 @@ async fn pause_holds_the_charger_at_zero_and_an_offline_charger_is_shown_and_com
     let Some(python) = python() else { return };
     for backend in backends() {
         let server = TestServer::start(&backend).await;
-        prices_with_a_cheap_night_hour(&server).await;
-        let tenant = server.tenant("Stadtwerke").await;
-        let user = server.create_user(&tenant, "driver@example.com").await;
+        server.cheap_night_hour_prices().await;
         // Everything below charge_target_min charges at once: full power now.
-        let (wallbox, created) = server
-            .create_wallbox(
-                &tenant,
-                user,
-                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
-                       "charge_target_min": 100, "session_energy_kwh": 10.0}),
-            )
-            .await;
-        let identity = created["ocpp"]["charge_point_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let password = created["ocpp"]["password"].as_str().unwrap().to_owned();
+        let (tenant, user, wallbox, identity, password) = wallbox_with(
+            &server,
+            json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                   "charge_target_min": 100, "session_energy_kwh": 10.0}),
+        )
+        .await;
         let one = wallbox_path(tenant.org_id, user, wallbox);
-        let worker = voltplan_worker::Worker::new(
-            server.store.clone(),
-            voltplan_worker::Clouds::new(),
-            server.clock.clone(),
-            voltplan_worker::WorkerConfig::new("ocpp-test"),
-        );
-        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
-        charger
-            .expect("connection", |e| e["event"] == "connected")
-            .await;
-        charger.call("BootNotification", boot()).await;
+        let worker = server.wallbox_worker();
+        let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         charger
             .call(
                 "StartTransaction",

@@ -34,25 +34,7 @@ async fn until(
 async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its_meter() {
     for backend in backends() {
         let server = TestServer::start(&backend).await;
-        let day = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
-        let slots: Vec<voltplan_core::PriceSlot> = (0..48)
-            .map(|h| voltplan_core::PriceSlot {
-                start: day + chrono::Duration::hours(h),
-                end: day + chrono::Duration::hours(h + 1),
-                price_eur_mwh: if h == 26 { 10.0 } else { 100.0 },
-            })
-            .collect();
-        server
-            .store
-            .upsert_prices(
-                voltplan_core::PriceZone::DeLu,
-                None,
-                "entsoe",
-                &slots,
-                server.clock_now(),
-            )
-            .await
-            .unwrap();
+        server.cheap_night_hour_prices().await;
         let tenant = server.tenant("Stadtwerke").await;
         let user = server.create_user(&tenant, "driver@example.com").await;
         let (wallbox, created) = server
@@ -72,12 +54,7 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         );
         config.tick = Duration::from_millis(20);
         let charger = SimulatedCharger::spawn(config, server.clock.clone());
-        let worker = voltplan_worker::Worker::new(
-            server.store.clone(),
-            voltplan_worker::Clouds::new(),
-            server.clock.clone(),
-            voltplan_worker::WorkerConfig::new("sandbox-wallbox-test"),
-        );
+        let worker = server.wallbox_worker();
         until(&charger, "booted", |s| s.booted).await;
 
         charger.plug_in(Car {

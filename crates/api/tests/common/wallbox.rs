@@ -46,6 +46,39 @@ impl TestServer {
         (id_of(&created), created)
     }
 
+    /// Hourly DE_LU prices over the test's day and the next: 100 €/MWh, but 10 €/MWh from 02:00
+    /// to 03:00 UTC on 27 November.
+    pub async fn cheap_night_hour_prices(&self) {
+        let day = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 26, 0, 0, 0).unwrap();
+        let slots: Vec<voltplan_core::PriceSlot> = (0..48)
+            .map(|h| voltplan_core::PriceSlot {
+                start: day + chrono::Duration::hours(h),
+                end: day + chrono::Duration::hours(h + 1),
+                price_eur_mwh: if h == 26 { 10.0 } else { 100.0 },
+            })
+            .collect();
+        self.store
+            .upsert_prices(
+                voltplan_core::PriceZone::DeLu,
+                None,
+                "entsoe",
+                &slots,
+                self.clock_now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The real live loop (no vehicle cloud) on this server's store and clock.
+    pub fn wallbox_worker(&self) -> voltplan_worker::Worker {
+        voltplan_worker::Worker::new(
+            self.store.clone(),
+            voltplan_worker::Clouds::new(),
+            self.clock.clone(),
+            voltplan_worker::WorkerConfig::new("wallbox-test"),
+        )
+    }
+
     /// Writes the wallbox's `charger` document as the central system would.
     pub async fn set_charger(&self, wallbox: Uuid, charger: Value) {
         let text = charger.to_string();
