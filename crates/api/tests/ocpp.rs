@@ -409,7 +409,45 @@ async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
         )
         .await;
         assert!(stored.response.unwrap().contains("Accepted"));
-        charger.close().await;
+
+        // A call that breaks its schema is never sent: it fails, saying why, and the next one goes.
+        let mut broken = profile_call(t.org_id, wallbox, server.clock_now());
+        broken.payload = json!({"connectorId": 1}).to_string();
+        assert!(server.store.queue_ocpp_command(&broken).await.unwrap());
+        let failed = until_answered(
+            server.store.as_ref(),
+            t.org_id,
+            &broken.id,
+            CommandStatus::Failed,
+        )
+        .await;
+        assert!(failed.response.unwrap().contains("csChargingProfiles"));
+        let next = profile_call(t.org_id, wallbox, server.clock_now());
+        assert!(server.store.queue_ocpp_command(&next).await.unwrap());
+        until_answered(
+            server.store.as_ref(),
+            t.org_id,
+            &next.id,
+            CommandStatus::Accepted,
+        )
+        .await;
+        let profiles_received = {
+            charger.send(json!({"op": "close"})).await;
+            let mut count = 0;
+            loop {
+                let event = charger.expect("closed", |_| true).await;
+                if event["event"] == "closed" {
+                    break count;
+                }
+                if event["event"] == "received" && event["frame"][2] == "SetChargingProfile" {
+                    count += 1;
+                }
+            }
+        };
+        assert_eq!(
+            profiles_received, 1,
+            "only the valid call after the broken one arrived"
+        );
         server.stop().await;
     }
 }

@@ -87,6 +87,20 @@ pub(super) async fn run(
                 None
             };
             if let Some((action, payload, command_id)) = next {
+                // What we send is held to the schema too: a call that breaks it fails unsent.
+                let payload_value = Value::Object(payload);
+                if let Err(violation) = session.schemas.check_request(&action, &payload_value) {
+                    tracing::error!(%action, cause = %violation.description, "OCPP: a call to the charger breaks its schema; not sent");
+                    if let Some(id) = &command_id {
+                        let detail =
+                            serde_json::json!({"error": violation.description}).to_string();
+                        answer_command(&session, id, CommandStatus::Failed, Some(&detail)).await;
+                    }
+                    continue;
+                }
+                let Value::Object(payload) = payload_value else {
+                    continue;
+                };
                 let message_id = Uuid::new_v4().to_string();
                 let frame = Frame::Call {
                     id: message_id.clone(),
