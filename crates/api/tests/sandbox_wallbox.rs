@@ -74,14 +74,44 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         let held = until(&charger, "held at zero", |s| s.status == "SuspendedEVSE").await;
         assert_eq!(held.limit_w, Some(0.0));
 
-        // Through the night on the simulated clock: it charges in the cheap hour only.
+        // Through the night on the simulated clock, in the wallbox's own 5-minute meter steps
+        // around the cheap hour (its register is read where the energy is priced): it charges
+        // in the cheap hour only.
         server.clock.set(
             chrono::Utc
-                .with_ymd_and_hms(2026, 11, 27, 2, 20, 0)
+                .with_ymd_and_hms(2026, 11, 27, 1, 50, 0)
                 .unwrap(),
         );
-        let charging = until(&charger, "charging", |s| s.status == "Charging").await;
-        assert!(charging.power_w > 10_000.0, "{charging:?}");
+        let org = voltplan_store::OrgScope::new(tenant.org_id);
+        let mut charged_at_full_power = false;
+        for _ in 0..16 {
+            server.clock.advance(chrono::Duration::minutes(5));
+            let now = server.clock_now();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let samples = server
+                    .store
+                    .list_meter_samples(
+                        org,
+                        wallbox,
+                        "Energy.Active.Import.Register",
+                        now,
+                        now + chrono::Duration::seconds(1),
+                    )
+                    .await
+                    .unwrap();
+                if !samples.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no meter reading at {now}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            charged_at_full_power |= charger.snapshot().power_w > 10_000.0;
+        }
+        assert!(
+            charged_at_full_power,
+            "it never charged at full power in the cheap hour"
+        );
         server
             .clock
             .set(chrono::Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).unwrap());
@@ -114,12 +144,38 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
             (energy - (done.meter_wh / 1000.0).floor()).abs() <= 1.0,
             "{session} vs {done:?}"
         );
+        // 10 €/MWh is a cent per kWh.
         let cost = session["actual_cost_eur"].as_f64().unwrap();
+        assert!(
+            (cost - energy * 0.01).abs() < energy * 0.001,
+            "charged at the cheap price: {session}"
+        );
         assert!(
             cost < energy * 0.1 * 1.2,
             "charged at the cheap price: {session}"
         );
         assert!(session["unplug_time"].is_string(), "{session}");
+        // Charging at once at 100 €/MWh would have cost about ten times as much: the savings are
+        // the organisation's too.
+        let (status, savings) = server
+            .get(
+                &token,
+                &format!(
+                    "/api/partners/v2.0/org/{}/devices/savings?start_datetime=2026-11-26T00:00:00Z&end_datetime=2026-11-28T00:00:00Z",
+                    tenant.org_id
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{savings}");
+        let saved = savings["total_savings"].as_f64().unwrap();
+        assert!(
+            saved > energy * 0.08 && saved < energy * 0.1,
+            "{savings} for {energy} kWh"
+        );
+        assert_eq!(
+            savings["electric_vehicle_savings"],
+            savings["total_savings"]
+        );
         drop(charger);
         server.stop().await;
     }

@@ -172,7 +172,9 @@ pub async fn vehicle_savings(
 }
 
 /// Savings of all the organisation's devices (EUR) from the sessions that started in
-/// `[start_datetime, end_datetime)`, including those of vehicles deleted since.
+/// `[start_datetime, end_datetime)`, including those of devices deleted since. A wallbox charges
+/// an electric vehicle, so its sessions count in `electric_vehicle_savings` (Podero's shape has
+/// no wallbox entry).
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/devices/savings",
     tag = "Devices", params(OrgPath, OrgSavingsQuery),
     responses((status = 200, body = DeviceSavingsOut)),
