@@ -202,12 +202,12 @@ pub async fn run(
     let phase = plan
         .interval
         .mul_f64(index as f64 / plan.chargers.max(1) as f64);
-    let first = plan.epoch + phase;
-    let mut tick = first;
+    let mut tick = plan.epoch + phase;
+    let mut heartbeat_next = true;
     while tick < Instant::now() {
         tick += half;
+        heartbeat_next = !heartbeat_next;
     }
-    let mut heartbeat_next = ((tick - first).as_nanos() / half.as_nanos().max(1)) % 2 == 0;
     let mut energy_wh = 10_000.0 + index as f64;
     let mut pending: Option<Pending> = None;
     let mut next_id: u64 = 0;

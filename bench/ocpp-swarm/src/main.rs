@@ -382,62 +382,62 @@ fn print_table(rows: &[Row]) {
     );
 }
 
+/// The CSV's columns: names and values side by side, so they cannot drift apart.
+fn csv_columns(r: &Row) -> Vec<(&'static str, String)> {
+    let p = &r.profiles;
+    let ms = |v: f64| format!("{v:.2}");
+    vec![
+        ("chargers", r.chargers.to_string()),
+        ("load_before", ms(r.load_before)),
+        ("setup_s", format!("{:.1}", r.setup_secs)),
+        ("connected", r.connected.to_string()),
+        ("connect_s", format!("{:.1}", r.connect_secs)),
+        ("handshake_p50_ms", ms(r.handshake.p50)),
+        ("handshake_p99_ms", ms(r.handshake.p99)),
+        ("rss0_kib", r.rss0_kib.to_string()),
+        ("rss_n_kib", r.rss_kib.to_string()),
+        ("rss_end_kib", r.rss_end_kib.to_string()),
+        ("vmhwm_kib", r.hwm_kib.to_string()),
+        ("kib_per_connection", ms(r.kib_per_connection())),
+        ("calls", r.calls.to_string()),
+        ("results", r.results.to_string()),
+        ("message_p50_ms", ms(r.message.p50)),
+        ("message_p99_ms", ms(r.message.p99)),
+        ("charger_dropped", r.charger_dropped.to_string()),
+        ("profiles_queued", p.queued.to_string()),
+        ("profiles_accepted", p.accepted.to_string()),
+        ("profiles_rejected", p.rejected.to_string()),
+        ("profiles_failed", p.failed.to_string()),
+        ("profiles_expired", p.expired.to_string()),
+        ("profiles_unresolved", p.unresolved.to_string()),
+        ("profiles_received", r.profiles_received.to_string()),
+        ("queue_to_sent_p50_ms", ms(p.queue_to_sent.p50)),
+        ("queue_to_sent_p99_ms", ms(p.queue_to_sent.p99)),
+        ("round_trip_p50_ms", ms(p.round_trip.p50)),
+        ("round_trip_p95_ms", ms(p.round_trip.p95)),
+        ("round_trip_p99_ms", ms(p.round_trip.p99)),
+        ("round_trip_max_ms", ms(p.round_trip.max)),
+        ("dropped", r.dropped().to_string()),
+        ("window_s", format!("{:.1}", r.window_secs)),
+        ("server_cpu_s", format!("{:.1}", r.server_cpu_secs)),
+        ("bench_cpu_s", format!("{:.1}", r.bench_cpu_secs)),
+        ("server_warnings", r.server_problems.to_string()),
+    ]
+}
+
 fn write_csv(path: &PathBuf, rows: &[Row]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut file = std::fs::File::create(path).with_context(|| format!("{}", path.display()))?;
-    writeln!(
-        file,
-        "chargers,load_before,setup_s,connected,connect_s,handshake_p50_ms,handshake_p99_ms,\
-         rss0_kib,rss_n_kib,rss_end_kib,vmhwm_kib,kib_per_connection,calls,results,\
-         message_p50_ms,message_p99_ms,charger_dropped,profiles_queued,profiles_accepted,\
-         profiles_rejected,profiles_failed,profiles_expired,profiles_unresolved,profiles_received,\
-         queue_to_sent_p50_ms,queue_to_sent_p99_ms,round_trip_p50_ms,round_trip_p95_ms,\
-         round_trip_p99_ms,round_trip_max_ms,dropped,window_s,server_cpu_s,bench_cpu_s,\
-         server_warnings"
-    )?;
-    for r in rows {
-        let p = &r.profiles;
-        writeln!(
-            file,
-            "{},{:.2},{:.1},{},{:.1},{:.1},{:.1},{},{},{},{},{:.2},{},{},{:.2},{:.2},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.2},{:.2},{:.2},{:.2},{},{:.1},{:.1},{:.1},{}",
-            r.chargers,
-            r.load_before,
-            r.setup_secs,
-            r.connected,
-            r.connect_secs,
-            r.handshake.p50,
-            r.handshake.p99,
-            r.rss0_kib,
-            r.rss_kib,
-            r.rss_end_kib,
-            r.hwm_kib,
-            r.kib_per_connection(),
-            r.calls,
-            r.results,
-            r.message.p50,
-            r.message.p99,
-            r.charger_dropped,
-            p.queued,
-            p.accepted,
-            p.rejected,
-            p.failed,
-            p.expired,
-            p.unresolved,
-            r.profiles_received,
-            p.queue_to_sent.p50,
-            p.queue_to_sent.p99,
-            p.round_trip.p50,
-            p.round_trip.p95,
-            p.round_trip.p99,
-            p.round_trip.max,
-            r.dropped(),
-            r.window_secs,
-            r.server_cpu_secs,
-            r.bench_cpu_secs,
-            r.server_problems,
-        )?;
+    for (i, r) in rows.iter().enumerate() {
+        let columns = csv_columns(r);
+        if i == 0 {
+            let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+            writeln!(file, "{}", names.join(","))?;
+        }
+        let values: Vec<String> = columns.into_iter().map(|(_, value)| value).collect();
+        writeln!(file, "{}", values.join(","))?;
     }
     Ok(())
 }
