@@ -180,3 +180,81 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_cars_level_at_plug_in_sets_what_the_session_delivers() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        server.cheap_night_hour_prices().await;
+        let tenant = server.tenant("Stadtwerke").await;
+        let user = server.create_user(&tenant, "driver@example.com").await;
+        let home = server
+            .create_building(&tenant, user, json!({"name": "Home"}))
+            .await;
+        // The driver's EV, at home: its cloud (here: the worker's state, written as it would)
+        // says 40 % of 60 kWh, plugged in.
+        let ev = server
+            .create_ev(
+                &tenant,
+                user,
+                json!({"building_id": home["id"], "battery_capacity_kwh": 60.0}),
+            )
+            .await;
+        server
+            .set_vehicle_state(
+                common::id_of(&ev),
+                json!({"battery_level": 40, "is_plugged_in": true, "reported_battery_capacity_kwh": 60.0,
+                       "current_state_last_updated_at": "2026-11-26T11:55:00Z"}),
+            )
+            .await;
+        // No energy set on the wallbox: 80 % by 07:00 of the car behind it.
+        let (_, created) = server
+            .create_wallbox(
+                &tenant,
+                user,
+                json!({"price_zone": "DE_LU", "building_id": home["id"], "is_smart_optimization_active": true,
+                       "charge_target_min": 0, "minimum_charge_limit": 80, "charge_deadline_at": "07:00:00"}),
+            )
+            .await;
+        let ocpp = &created["ocpp"];
+        let mut config = ChargerConfig::new(
+            server.base.replacen("http://", "ws://", 1) + "/ocpp",
+            ocpp["charge_point_id"].as_str().unwrap(),
+            ocpp["password"].as_str().unwrap(),
+        );
+        config.tick = Duration::from_millis(20);
+        let charger = SimulatedCharger::spawn(config, server.clock.clone());
+        let worker = server.wallbox_worker();
+        until(&charger, "booted", |s| s.booted).await;
+        charger.plug_in(Car {
+            capacity_kwh: 60.0,
+            soc_pct: 40.0,
+            max_power_w: 11_000.0,
+        });
+        until(&charger, "a transaction", |s| s.transaction_id.is_some()).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while charger.snapshot().profiles_received == 0 {
+            worker.run_once().await.unwrap();
+            assert!(Instant::now() < deadline, "no profile reached the wallbox");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Before the deadline (07:00 Berlin, 06:00 UTC) it has delivered what 40 → 80 % of 60 kWh
+        // takes from the grid (24 kWh stored at 90 %: 26.7 kWh), not the 15 kWh of a wallbox
+        // that knows nothing of the car. (After the deadline the profile expires and the car
+        // charges on: the fail-safe.)
+        server.clock.set(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 27, 5, 45, 0)
+                .unwrap(),
+        );
+        let done = until(&charger, "done", |s| {
+            s.status == "SuspendedEVSE" || s.status == "SuspendedEV"
+        })
+        .await;
+        assert!((26_000.0..=27_500.0).contains(&done.meter_wh), "{done:?}");
+        let car = done.car.unwrap();
+        assert!((car.soc_pct - 80.0).abs() < 1.5, "{car:?}");
+        drop(charger);
+        server.stop().await;
+    }
+}

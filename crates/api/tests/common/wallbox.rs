@@ -79,6 +79,19 @@ impl TestServer {
         )
     }
 
+    /// Writes an EV's state document as the worker would (from its cloud's reading).
+    pub async fn set_vehicle_state(&self, vehicle: Uuid, state: Value) {
+        let text = state.to_string();
+        with_connection!(self, |c| sqlx::query(
+            "UPDATE electric_vehicles SET state = $1 WHERE id = $2"
+        )
+        .bind(&text)
+        .bind(vehicle)
+        .execute(&mut c)
+        .await
+        .unwrap());
+    }
+
     /// Writes the wallbox's `charger` document as the central system would.
     pub async fn set_charger(&self, wallbox: Uuid, charger: Value) {
         let text = charger.to_string();

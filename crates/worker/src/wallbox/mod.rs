@@ -4,8 +4,10 @@
 //! (`docs/ocpp.md`).
 //!
 //! **The energy target.** A charger does not know the car's battery. A session must deliver
-//! `need` kWh (metered at the charger) by the deadline: the wallbox's `session_energy_kwh` when the
-//! partner set it, else the median of the charger's last sessions (at least three), else
+//! `need` kWh (metered at the charger) by the deadline, fixed when the session opens: what the
+//! car on the cable needs to reach `minimum_charge_limit` when its level is known (an EV of the
+//! same user at the same building whose cloud reports it plugged in), else the wallbox's
+//! `session_energy_kwh`, else the median of the charger's last sessions (at least three), else
 //! [`COLD_START_NEED_KWH`]. The planner sees a "battery" of `need` kWh whose level is the share
 //! already delivered, so `charge_target_min` is the share delivered at once whatever the price and
 //! the deadline's target is all of it. Energy beyond the need is not planned (the car stops by
@@ -41,11 +43,11 @@ use voltplan_store::{OrgScope, Store, StoreError};
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::replan::{Fnv1a, plan_drifted};
 pub use plan::COLD_START_NEED_KWH;
-use plan::{inputs_hash, plan_input, power_at, session_need, switch_at};
+use plan::{car_need_kwh, inputs_hash, plan_input, power_at, session_need, switch_at};
 use session::{cost_up_to, report, session_record, track_session};
 use status::{apply_boost, observe_status};
 pub(crate) use types::Wallboxes;
-use types::{WallboxCommand, WallboxObserved, WallboxReading, WallboxWrites};
+use types::{CarLevel, WallboxCommand, WallboxObserved, WallboxReading, WallboxWrites};
 pub use types::{WallboxRuntime, WallboxSession};
 
 /// How far back sessions are read (learning, and closing a session whose stop was missed).
@@ -60,6 +62,43 @@ const DEFAULT_PHASES: u8 = 3;
 
 /// The measurand of the energy register.
 const REGISTER: &str = "Energy.Active.Import.Register";
+
+impl Wallboxes<'_> {
+    /// The car on the cable when its battery is known: an EV of the wallbox's user at the
+    /// wallbox's building whose cloud reports it plugged in, with a level and a capacity. Two
+    /// such cars: the one whose level was read last (the other is likely on a second charger).
+    async fn car_on_the_cable(
+        &self,
+        claimed: &ClaimedWallbox,
+    ) -> Result<Option<CarLevel>, StoreError> {
+        let wallbox = &claimed.wallbox;
+        if wallbox.building_id.is_none() || !wallbox.charger.is_plugged_in() {
+            return Ok(None);
+        }
+        let org = OrgScope::new(wallbox.org_id);
+        let vehicles = self
+            .store
+            .list_vehicles(org, wallbox.user_id, false)
+            .await?;
+        let car = vehicles
+            .iter()
+            .filter(|v| v.building_id == wallbox.building_id && v.state.is_plugged_in == Some(true))
+            .filter(|v| v.state.battery_level.is_some())
+            .max_by_key(|v| v.state.current_state_last_updated_at);
+        Ok(car.and_then(|v| {
+            let capacity = v
+                .state
+                .reported_battery_capacity_kwh
+                .filter(|c| *c > 0.0)
+                .unwrap_or(v.settings.battery_capacity_kwh);
+            (capacity > 0.0).then(|| CarLevel {
+                level_pct: f64::from(v.state.battery_level.unwrap_or(0)),
+                capacity_kwh: capacity,
+                charge_target_max_pct: v.state.charge_target_max.map(f64::from),
+            })
+        }))
+    }
+}
 
 impl DeviceKind for Wallboxes<'_> {
     type Settings = WallboxSettings;
@@ -154,12 +193,17 @@ impl DeviceKind for Wallboxes<'_> {
             },
             None => Vec::new(),
         };
+        let car = match self.car_on_the_cable(claimed).await {
+            Ok(car) => car,
+            Err(error) => return Read::Unread(Unread::NoConnection(error.to_string())),
+        };
         match transactions {
             Ok(transactions) => Read::Reading(WallboxReading {
                 charger: wallbox.charger.clone(),
                 transactions,
                 last_call,
                 meter,
+                car,
             }),
             // The store is the wallbox's only connection: its failure is the read's.
             Err(error) => Read::Unread(Unread::NoConnection(error.to_string())),
@@ -202,7 +246,16 @@ impl DeviceKind for Wallboxes<'_> {
             (Some(t), Some(meter)) => ((meter - t.meter_start_wh as f64) / 1000.0).max(0.0),
             _ => 0.0,
         };
-        let (need_kwh, need_source) = session_need(settings, &reading.transactions);
+        // A session keeps the need it opened with; one opening now takes the car's, if known.
+        let car_need_kwh = reading.car.as_ref().map(|car| car_need_kwh(settings, car));
+        let kept_need = match (&work.runtime.session, &open) {
+            (Some(session), Some(t)) if session.transaction_id == t.id => session.need_kwh,
+            _ => car_need_kwh,
+        };
+        let (need_kwh, need_source) = match kept_need {
+            Some(kwh) => (kwh.max(0.1), "the car's level"),
+            None => session_need(settings, &reading.transactions),
+        };
         let observed = WallboxObserved {
             at: now,
             connected: charger.connected,
@@ -212,6 +265,7 @@ impl DeviceKind for Wallboxes<'_> {
             delivered_kwh,
             need_kwh,
             need_source,
+            car_need_kwh,
             smart_charging: charger.smart_charging,
             unit: match charger.rate_unit {
                 Some(RateUnit::W) => Unit::W,

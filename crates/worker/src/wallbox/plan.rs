@@ -2,12 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use voltplan_core::PriceZone;
-use voltplan_core::planner::{DeadlineRule, Plan, PlanInput, PlannerSettings, VehicleSnapshot};
+use voltplan_core::planner::{
+    DEFAULT_EFFICIENCY, DeadlineRule, Plan, PlanInput, PlannerSettings, VehicleSnapshot,
+};
 use voltplan_core::vehicle::BoostState;
 use voltplan_core::wallbox::{WallboxSettings, WallboxState};
 use voltplan_store::ocpp::TransactionRecord;
 
-use super::types::WallboxObserved;
+use super::types::{CarLevel, WallboxObserved};
 use crate::replan::Fnv1a;
 
 /// The energy a session is planned to deliver when neither the partner nor the charger's
@@ -41,6 +43,16 @@ pub(super) fn session_need(
     }
     past.sort_by(f64::total_cmp);
     (past[past.len() / 2], "learned")
+}
+
+/// The grid energy the car on the cable needs to reach the wallbox's `minimum_charge_limit`
+/// (capped by the car's own limit), with the planner's charging losses.
+pub(super) fn car_need_kwh(settings: &WallboxSettings, car: &CarLevel) -> f64 {
+    let target = settings
+        .minimum_charge_limit
+        .map_or(100.0, f64::from)
+        .min(car.charge_target_max_pct.unwrap_or(100.0));
+    ((target - car.level_pct).max(0.0) / 100.0 * car.capacity_kwh) / DEFAULT_EFFICIENCY
 }
 
 pub(super) fn plan_input(

@@ -49,6 +49,7 @@ pub(super) fn track_session(
             costed_meter_wh: open.meter_start_wh as f64,
             cost_eur: 0.0,
             peak_power_kw: None,
+            need_kwh: observed.car_need_kwh,
             deadline: None,
             expected_savings_eur: None,
         });

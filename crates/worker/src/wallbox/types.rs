@@ -23,6 +23,19 @@ pub(crate) struct WallboxReading {
     pub(super) last_call: Option<CommandStatus>,
     /// The energy register (Wh) as sampled since the followed session was last costed.
     pub(super) meter: Vec<(DateTime<Utc>, f64)>,
+    /// The car on the cable, when its battery is known (see [`CarLevel`]).
+    pub(super) car: Option<CarLevel>,
+}
+
+/// The battery of the car plugged into the wallbox, when Voltplan knows it: an EV of the same
+/// user at the same building whose cloud reports it plugged in with a level. Read when a session
+/// opens, it sets the session's need.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CarLevel {
+    pub(super) level_pct: f64,
+    pub(super) capacity_kwh: f64,
+    /// The cap the car's own app enforces.
+    pub(super) charge_target_max_pct: Option<f64>,
 }
 
 /// The reading, normalised for plan, steer and schedule.
@@ -37,6 +50,8 @@ pub(crate) struct WallboxObserved {
     /// The session's energy target, kWh, and where it came from.
     pub(super) need_kwh: f64,
     pub(super) need_source: &'static str,
+    /// What the car on the cable needs, when its level is known: a session opening now keeps it.
+    pub(super) car_need_kwh: Option<f64>,
     pub(super) smart_charging: Option<bool>,
     pub(super) unit: Unit,
 }
@@ -98,6 +113,8 @@ pub struct WallboxSession {
     /// The energy up to `costed_meter_wh`, priced in the slots it was drawn in.
     pub cost_eur: f64,
     pub peak_power_kw: Option<f64>,
+    /// The energy this session must deliver, when the car's level at plug-in said so.
+    pub need_kwh: Option<f64>,
     pub deadline: Option<DateTime<Utc>>,
     pub expected_savings_eur: Option<f64>,
 }
