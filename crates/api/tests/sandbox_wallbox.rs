@@ -13,13 +13,13 @@ use serde_json::json;
 use tokio::time::Instant;
 use voltplan_sandbox_charger::{Car, ChargerConfig, SimulatedCharger, Snapshot};
 
-/// Polls the simulated wallbox until `check` holds (10 s).
+/// Polls the simulated wallbox until `check` holds (30 s).
 async fn until(
     charger: &SimulatedCharger,
     what: &str,
     check: impl Fn(&Snapshot) -> bool,
 ) -> Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let snapshot = charger.snapshot();
         if check(&snapshot) {
@@ -64,7 +64,7 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         });
         until(&charger, "a transaction", |s| s.transaction_id.is_some()).await;
         // The worker plans 10 kWh in the 02:00 UTC hour and sends the profile.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while charger.snapshot().profiles_received == 0 {
             worker.run_once().await.unwrap();
             assert!(Instant::now() < deadline, "no profile reached the wallbox");
@@ -87,7 +87,7 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         for _ in 0..16 {
             server.clock.advance(chrono::Duration::minutes(5));
             let now = server.clock_now();
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let samples = server
                     .store
@@ -232,7 +232,7 @@ async fn the_cars_level_at_plug_in_sets_what_the_session_delivers() {
             max_power_w: 11_000.0,
         });
         until(&charger, "a transaction", |s| s.transaction_id.is_some()).await;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while charger.snapshot().profiles_received == 0 {
             worker.run_once().await.unwrap();
             assert!(Instant::now() < deadline, "no profile reached the wallbox");
