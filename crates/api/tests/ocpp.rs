@@ -848,3 +848,71 @@ async fn pause_holds_the_charger_at_zero_and_an_offline_charger_is_shown_and_com
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_charger_without_smart_charging_is_left_to_charge_and_says_so() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        server.cheap_night_hour_prices().await;
+        let (tenant, user, wallbox, identity, password) = wallbox_with(
+            &server,
+            json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                   "charge_target_min": 0, "session_energy_kwh": 10.0}),
+        )
+        .await;
+        let org = OrgScope::new(tenant.org_id);
+        let mut charger = Charger::spawn(&python, &server, &identity, &password).await;
+        // Core only: this charger takes no charging profiles.
+        charger
+            .send(json!({"op": "set", "key": "SupportedFeatureProfiles", "value": "Core"}))
+            .await;
+        charger
+            .expect("connection", |e| e["event"] == "connected")
+            .await;
+        charger.call("BootNotification", boot()).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server
+            .store
+            .get_wallbox(org, user, wallbox, false)
+            .await
+            .unwrap()
+            .charger
+            .smart_charging
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "GetConfiguration never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        charger
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "HOME", "meterStart": 0, "timestamp": "2026-11-26T12:00:00Z"}),
+            )
+            .await;
+        charger
+            .call(
+                "StatusNotification",
+                json!({"connectorId": 1, "errorCode": "NoError", "status": "Charging"}),
+            )
+            .await;
+        server.wallbox_worker().run_once().await.unwrap();
+        let shown = until_wallbox(&server, &tenant, user, wallbox, |w| {
+            w["steering_status"] == "warning"
+        })
+        .await;
+        assert_eq!(shown["mode"], "CHARGING", "{shown}");
+        // Nothing was asked of it: no profile, no stop.
+        charger.send(json!({"op": "close"})).await;
+        loop {
+            let event = charger.expect("closed", |_| true).await;
+            if event["event"] == "closed" {
+                break;
+            }
+            if event["event"] == "received" && event["frame"][0] == 2 {
+                assert_eq!(event["frame"][2], "GetConfiguration", "{event}");
+            }
+        }
+        server.stop().await;
+    }
+}

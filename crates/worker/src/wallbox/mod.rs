@@ -16,8 +16,9 @@
 //! **Steering.** A plan becomes one `Absolute` TxProfile valid until the deadline, in the unit the
 //! charger takes (amperes on three phases unless it said watts). It is queued once per plan: the
 //! call's id is derived from the transaction and the plan, so a worker taking over a lease derives
-//! the same id and queues nothing twice. A charger without the SmartCharging profile is started
-//! and stopped instead (RemoteStart/StopTransaction at the plan's switches). A refused or failed
+//! the same id and queues nothing twice. A charger without the SmartCharging profile is not
+//! steered (a RemoteStop would end the transaction the session follows); it charges at once and
+//! its steering status is `warning`. A refused or failed
 //! call makes the steering status `warning` and is tried again (with a new attempt number) at the
 //! next cycle. Without a plan (no prices, smart charging off) no profile is sent: the charger
 //! charges at its own maximum, as it would without Voltplan.
@@ -43,7 +44,7 @@ use voltplan_store::{OrgScope, Store, StoreError};
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::replan::{Fnv1a, plan_drifted};
 pub use plan::COLD_START_NEED_KWH;
-use plan::{car_need_kwh, inputs_hash, plan_input, power_at, session_need, switch_at};
+use plan::{car_need_kwh, inputs_hash, plan_input, session_need};
 use session::{cost_up_to, report, session_record, track_session};
 use status::{apply_boost, observe_status};
 pub(crate) use types::Wallboxes;
@@ -375,23 +376,12 @@ impl DeviceKind for Wallboxes<'_> {
                 decision,
             }
         };
+        // Without the SmartCharging profile the charger cannot be held to a plan. Stopping it
+        // (RemoteStopTransaction) would end its transaction, and with it the session this plan
+        // is for; it is left to charge at once (steering_status says so) rather than risk a car
+        // left uncharged.
         if observed.smart_charging == Some(false) {
-            // Start/stop at the plan's switches: charge when the plan's power now is not zero.
-            let wanted = power_at(plan, now) > 0.0;
-            let since = switch_at(plan, now).timestamp();
-            return match (wanted, observed.charging) {
-                (true, false) => act(
-                    "RemoteStartTransaction",
-                    serde_json::json!({"connectorId": 1, "idTag": "VOLTPLAN"}).to_string(),
-                    format!("start:{}:{since}", open.id),
-                ),
-                (false, true) => act(
-                    "RemoteStopTransaction",
-                    serde_json::json!({"transactionId": open.id}).to_string(),
-                    format!("stop:{}:{since}", open.id),
-                ),
-                _ => Desired::Leave,
-            };
+            return Desired::Leave;
         }
         // The plan lists when to charge; between its intervals the limit is zero.
         let mut steps: Vec<PowerStep> = Vec::new();

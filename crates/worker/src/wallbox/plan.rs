@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use voltplan_core::PriceZone;
 use voltplan_core::planner::{
-    DEFAULT_EFFICIENCY, DeadlineRule, Plan, PlanInput, PlannerSettings, VehicleSnapshot,
+    DEFAULT_EFFICIENCY, DeadlineRule, PlanInput, PlannerSettings, VehicleSnapshot,
 };
 use voltplan_core::vehicle::BoostState;
 use voltplan_core::wallbox::{WallboxSettings, WallboxState};
@@ -119,24 +119,4 @@ pub(super) fn inputs_hash(
     });
     h.flag(settings.pause_power_until.is_some_and(|p| p > observed.at));
     h.finish()
-}
-
-pub(super) fn power_at(plan: &Plan, at: DateTime<Utc>) -> f64 {
-    plan.intervals
-        .iter()
-        .find(|i| i.start <= at && at < i.end)
-        .map_or(0.0, |i| i.power_w)
-}
-
-/// When the plan's current on/off phase began (a stable id for a start/stop decision).
-pub(super) fn switch_at(plan: &Plan, at: DateTime<Utc>) -> DateTime<Utc> {
-    let on = power_at(plan, at) > 0.0;
-    let mut start = at;
-    for interval in plan.intervals.iter().rev().filter(|i| i.start <= at) {
-        if (interval.power_w > 0.0) != on {
-            break;
-        }
-        start = interval.start;
-    }
-    start
 }

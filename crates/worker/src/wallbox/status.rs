@@ -37,6 +37,8 @@ pub(super) fn observe_status(
         state.connection_status
     };
     state.steering_status = match last_call {
+        // It takes no charging profiles: it charges at once, unsteered.
+        _ if charger.smart_charging == Some(false) => StatusLevel::Warning,
         Some(CommandStatus::Accepted) => StatusLevel::Ok,
         Some(CommandStatus::Rejected | CommandStatus::Failed | CommandStatus::Expired) => {
             StatusLevel::Warning
