@@ -5,6 +5,7 @@ pub mod limiter;
 pub mod oauth;
 pub mod secret;
 pub mod token_cache;
+pub(crate) mod verifier;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header::AUTHORIZATION;

@@ -375,14 +375,9 @@ async fn verify_client(
 }
 
 /// One Argon2 verification, counted by whether the client id was `known` (Argon2 is
-/// deliberately slow: it runs off the async workers).
-pub(crate) async fn verify_off_thread(presented: &str, phc: String, client: &'static str) -> bool {
-    metrics::counter!("voltplan_client_secret_verifications_total", "client" => client)
-        .increment(1);
-    let presented = presented.to_owned();
-    tokio::task::spawn_blocking(move || secret::verify_secret(&presented, &phc))
-        .await
-        .unwrap_or(false)
+/// deliberately slow and memory-hungry: it runs on the bounded verifier threads).
+async fn verify_off_thread(presented: &str, phc: String, client: &'static str) -> bool {
+    super::verifier::verify(presented, phc, client).await
 }
 
 /// Obtain an access token with the client-credentials grant.

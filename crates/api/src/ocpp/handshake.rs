@@ -4,26 +4,20 @@
 //! charger's password (16–40 characters, stored as an Argon2id hash). An unknown id is checked
 //! against a dummy hash, so timing does not tell which ids exist; failures are counted per address
 //! and per id, and past the limit answered 429 with `Retry-After`. The Argon2id checks run on a
-//! few threads of their own ([`verify`]), so a reconnect storm costs bounded memory and CPU.
+//! few threads of their own (`auth::verifier`), so a reconnect storm costs bounded memory and CPU.
 
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, LazyLock, Mutex};
-
-use argon2::password_hash::{Output, PasswordHash, Salt};
-use argon2::{Algorithm, Argon2, Block, Params};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use tokio::sync::oneshot;
 use voltplan_ocpp::Version;
 use voltplan_store::{ChargerLogin, OrgScope};
 
 use super::connection;
 use crate::auth::limiter::FailureKey;
 use crate::auth::oauth::ClientIp;
-use crate::auth::secret;
+use crate::auth::{secret, verifier};
 use crate::state::AppState;
 
 /// The longest charge-point identity accepted (OCPP 2.0.1's 48; 1.6 sets none).
@@ -150,7 +144,8 @@ async fn authenticate(
     let user_matches = user == charge_point_id;
     match login {
         Some(login) => {
-            let verified = verify(&password, login.password_hash.clone(), "charger").await;
+            let verified =
+                verifier::verify(&password, login.password_hash.clone(), "charger").await;
             if verified && user_matches {
                 Ok(login)
             } else {
@@ -161,117 +156,11 @@ async fn authenticate(
             }
         }
         None => {
-            verify(&password, secret::dummy_hash().to_owned(), "unknown").await;
+            verifier::verify(&password, secret::dummy_hash().to_owned(), "unknown").await;
             Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "wrong charge-point id or password",
             ))
         }
-    }
-}
-
-/// A password, the stored hash, and where the verdict goes.
-type Check = (String, String, oneshot::Sender<bool>);
-
-/// Checks `password` against `hash` (Argon2id) on the verifier threads, one per core, in the order
-/// asked. Each check takes 19 MiB for some tens of milliseconds: on tokio's blocking pool every
-/// handshake in flight ran its own (up to 512 threads) and glibc kept each thread's 19 MiB
-/// afterwards; `bench/ocpp-swarm` measured 3.8 GB resident after 200 chargers connected 64 at a
-/// time. A fixed set of threads, each reusing its own Argon2 memory, bounds both; handshakes wait
-/// their turn (the request timeout still bounds the wait).
-async fn verify(password: &str, hash: String, client: &'static str) -> bool {
-    static VERIFIER: LazyLock<Sender<Check>> = LazyLock::new(|| {
-        let (sender, receiver) = std::sync::mpsc::channel::<Check>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for i in 0..threads {
-            let receiver = receiver.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("ocpp-verify-{i}"))
-                .spawn(move || {
-                    let mut memory = Vec::new();
-                    loop {
-                        let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok((password, hash, verdict)) = next else {
-                            return;
-                        };
-                        // A handshake that gave up (timed out, hung up) needs no verdict.
-                        if !verdict.is_closed() {
-                            let _ = verdict.send(verify_reusing(&password, &hash, &mut memory));
-                        }
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "OCPP: could not start a password verifier thread");
-            }
-        }
-        sender
-    });
-    metrics::counter!("voltplan_client_secret_verifications_total", "client" => client)
-        .increment(1);
-    let (verdict, answer) = oneshot::channel();
-    let queued = VERIFIER.send((password.to_owned(), hash, verdict));
-    queued.is_ok() && answer.await.unwrap_or(false)
-}
-
-/// `secret::verify_secret`, computed in `memory` (kept by the calling thread): argon2 allocates
-/// and frees its 19 MiB per check otherwise, and glibc keeps such freed blocks in each thread's
-/// arena (measured: 210 MiB resident after a thousand handshakes on two threads, whatever N).
-fn verify_reusing(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(stored) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(params)) = (
-        Algorithm::try_from(stored.algorithm),
-        Params::try_from(&stored),
-    ) else {
-        return false;
-    };
-    let Ok(version) = stored.version.map(argon2::Version::try_from).transpose() else {
-        return false;
-    };
-    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
-    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
-        return false;
-    };
-    memory.resize(params.block_count(), Block::default());
-    let mut computed = [0u8; Output::MAX_LENGTH];
-    let computed = &mut computed[..expected.len()];
-    Argon2::new(algorithm, version.unwrap_or_default(), params)
-        .hash_password_into_with_memory(password.as_bytes(), salt, computed, &mut memory[..])
-        .is_ok()
-        // `Output`'s comparison takes constant time.
-        && Output::new(computed).is_ok_and(|computed| computed == expected)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reusing_memory_verifies_like_the_secret_module() {
-        let hash = secret::hash_secret("swarm-password-0123456789").unwrap();
-        let mut memory = Vec::new();
-        for _ in 0..2 {
-            assert!(verify_reusing(
-                "swarm-password-0123456789",
-                &hash,
-                &mut memory
-            ));
-            assert!(!verify_reusing(
-                "swarm-password-012345678",
-                &hash,
-                &mut memory
-            ));
-        }
-        assert!(!verify_reusing("x", "not a PHC string", &mut memory));
-        assert!(verify_reusing(
-            "x",
-            &secret::hash_secret("x").unwrap(),
-            &mut memory
-        ));
     }
 }
