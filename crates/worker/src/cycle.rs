@@ -60,7 +60,7 @@ impl<K: DeviceKind> Cycler<'_, K> {
             runtime: read_runtime(runtime),
             writes: K::Writes::default(),
         };
-        let reading = match self.kind.read(&claimed, now).await {
+        let reading = match self.kind.read(&claimed, &work.runtime, now).await {
             Read::Reading(reading) => reading,
             Read::Unread(why) => {
                 let next = self.kind.unread(&claimed, &mut work, &why, step);

@@ -141,8 +141,14 @@ pub(crate) trait DeviceKind: Sync {
 
     // ---- the steps, in the cycle's order
 
-    /// **read** the device through its connection.
-    async fn read(&self, claimed: &Self::Claimed, now: DateTime<Utc>) -> Read<Self::Reading>;
+    /// **read** the device through its connection; `runtime` is the worker's document as the
+    /// cycle read it (what the last cycle left: an open session, the last command).
+    async fn read(
+        &self,
+        claimed: &Self::Claimed,
+        runtime: &Self::Runtime,
+        now: DateTime<Utc>,
+    ) -> Read<Self::Reading>;
 
     /// No reading: fold why into the state; returns when to cycle next.
     fn unread(

@@ -88,7 +88,12 @@ impl DeviceKind for ElectricVehicles<'_> {
         (claimed.runtime.as_deref(), claimed.plan.as_deref())
     }
 
-    async fn read(&self, claimed: &ClaimedVehicle, now: DateTime<Utc>) -> Read<VehicleReading> {
+    async fn read(
+        &self,
+        claimed: &ClaimedVehicle,
+        _runtime: &VehicleRuntime,
+        now: DateTime<Utc>,
+    ) -> Read<VehicleReading> {
         let vehicle = &claimed.vehicle;
         let Some(service) = self.clouds.service_of(vehicle) else {
             return Read::Unread(Unread::NoConnection(

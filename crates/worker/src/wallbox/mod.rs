@@ -65,6 +65,56 @@ const DEFAULT_PHASES: u8 = 3;
 const REGISTER: &str = "Energy.Active.Import.Register";
 
 impl Wallboxes<'_> {
+    /// What the central system stored about the wallbox: its transactions, the fate of the last
+    /// call, the register since the session was last costed, and, when a session is about to
+    /// open, the car on the cable.
+    async fn read_store(
+        &self,
+        claimed: &ClaimedWallbox,
+        runtime: &WallboxRuntime,
+        now: DateTime<Utc>,
+    ) -> Result<WallboxReading, StoreError> {
+        let wallbox = &claimed.wallbox;
+        let org = OrgScope::new(wallbox.org_id);
+        let store = self.store;
+        let transactions = store
+            .list_transactions(org, wallbox.id, now - HISTORY, now + Duration::days(1))
+            .await?;
+        let last_call = match &runtime.last_call_id {
+            Some(id) => store.get_ocpp_command(org, id).await?.map(|c| c.status),
+            None => None,
+        };
+        let open = transactions.iter().rev().find(|t| t.stopped_at.is_none());
+        let following = runtime.session.as_ref();
+        let since = following
+            .map(|s| s.costed_at)
+            .or(open.map(|t| t.started_at));
+        let meter = match since {
+            Some(since) => store
+                .list_meter_samples(org, wallbox.id, REGISTER, since, now + Duration::seconds(1))
+                .await?
+                .into_iter()
+                .filter(|s| s.phase.is_empty() && s.connector_id <= 1)
+                .map(|s| (s.at, s.value))
+                .collect(),
+            None => Vec::new(),
+        };
+        // The car's level only sets the need of a session that opens now.
+        let opens_now = open.is_some_and(|t| following.is_none_or(|s| s.transaction_id != t.id));
+        let car = if opens_now {
+            self.car_on_the_cable(claimed).await?
+        } else {
+            None
+        };
+        Ok(WallboxReading {
+            charger: wallbox.charger.clone(),
+            transactions,
+            last_call,
+            meter,
+            car,
+        })
+    }
+
     /// The car on the cable when its battery is known: an EV of the wallbox's user at the
     /// wallbox's building whose cloud reports it plugged in, with a level and a capacity. Two
     /// such cars: the one whose level was read last (the other is likely on a second charger).
@@ -153,60 +203,15 @@ impl DeviceKind for Wallboxes<'_> {
         (claimed.runtime.as_deref(), claimed.plan.as_deref())
     }
 
-    async fn read(&self, claimed: &ClaimedWallbox, now: DateTime<Utc>) -> Read<WallboxReading> {
-        let wallbox = &claimed.wallbox;
-        let org = OrgScope::new(wallbox.org_id);
-        let transactions = self
-            .store
-            .list_transactions(org, wallbox.id, now - HISTORY, now + Duration::days(1))
-            .await;
-        let runtime: WallboxRuntime = claimed
-            .runtime
-            .as_deref()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default();
-        let last_call = match &runtime.last_call_id {
-            Some(id) => match self.store.get_ocpp_command(org, id).await {
-                Ok(call) => call.map(|c| c.status),
-                Err(error) => return Read::Unread(Unread::NoConnection(error.to_string())),
-            },
-            None => None,
-        };
-        let since = runtime.session.as_ref().map(|s| s.costed_at).or_else(|| {
-            transactions
-                .as_ref()
-                .ok()
-                .and_then(|ts| ts.iter().rev().find(|t| t.stopped_at.is_none()))
-                .map(|t| t.started_at)
-        });
-        let meter = match since {
-            Some(since) => match self
-                .store
-                .list_meter_samples(org, wallbox.id, REGISTER, since, now + Duration::seconds(1))
-                .await
-            {
-                Ok(samples) => samples
-                    .into_iter()
-                    .filter(|s| s.phase.is_empty() && s.connector_id <= 1)
-                    .map(|s| (s.at, s.value))
-                    .collect(),
-                Err(error) => return Read::Unread(Unread::NoConnection(error.to_string())),
-            },
-            None => Vec::new(),
-        };
-        let car = match self.car_on_the_cable(claimed).await {
-            Ok(car) => car,
-            Err(error) => return Read::Unread(Unread::NoConnection(error.to_string())),
-        };
-        match transactions {
-            Ok(transactions) => Read::Reading(WallboxReading {
-                charger: wallbox.charger.clone(),
-                transactions,
-                last_call,
-                meter,
-                car,
-            }),
-            // The store is the wallbox's only connection: its failure is the read's.
+    async fn read(
+        &self,
+        claimed: &ClaimedWallbox,
+        runtime: &WallboxRuntime,
+        now: DateTime<Utc>,
+    ) -> Read<WallboxReading> {
+        // The store is the wallbox's only connection: its failure is the read's.
+        match self.read_store(claimed, runtime, now).await {
+            Ok(reading) => Read::Reading(reading),
             Err(error) => Read::Unread(Unread::NoConnection(error.to_string())),
         }
     }
