@@ -134,6 +134,64 @@ impl ThisStore {
         Ok(())
     }
 
+    /// A leased device's settings, locked for the finish that changes them (PostgreSQL); `None`
+    /// when the lease was lost. Settings are the partner's: read only when a boost flag must be
+    /// cleared, so a steady cycle is a single fenced UPDATE.
+    pub(super) async fn leased_settings_in<S>(
+        tx: &mut Transaction<'static, Db>,
+        table: DeviceTable,
+        lease: &Lease,
+    ) -> Result<Option<S>>
+    where
+        S: serde::de::DeserializeOwned + Send + Unpin + 'static,
+    {
+        let select = format!(
+            "SELECT settings FROM {} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3{FOR_UPDATE}",
+            table.name()
+        );
+        let row: Option<(Json<S>,)> = sqlx::query_as(&select)
+            .bind(lease.vehicle_id)
+            .bind(&lease.worker_id)
+            .bind(lease.epoch)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.map(|(Json(settings),)| settings))
+    }
+
+    /// The fenced write of a device's cycle, releasing its lease: `false` when the lease was lost.
+    pub(super) async fn finish_row_in<S, St>(
+        tx: &mut Transaction<'static, Db>,
+        table: DeviceTable,
+        lease: &Lease,
+        row: FinishedRow<'_, S, St>,
+    ) -> Result<bool>
+    where
+        S: serde::Serialize + Sync,
+        St: serde::Serialize + Sync,
+    {
+        // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the device
+        // is planned again at once with the new settings.
+        let update = format!(
+            "UPDATE {} SET settings = COALESCE($1, settings), state = $2, runtime = $3, plan = $4, \
+               next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
+               lease_owner = NULL, lease_until = NULL \
+             WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
+            table.name()
+        );
+        let done = sqlx::query(&update)
+            .bind(row.settings.map(Json))
+            .bind(JsonText(row.state))
+            .bind(row.runtime)
+            .bind(row.plan)
+            .bind(row.next_cycle_at)
+            .bind(lease.vehicle_id)
+            .bind(&lease.worker_id)
+            .bind(lease.epoch)
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// One fenced finish inside the caller's transaction.
     pub(super) async fn finish_in(
         tx: &mut Transaction<'static, Db>,
@@ -152,16 +210,10 @@ impl ThisStore {
         // Settings are the partner's: only read (and locked) when a boost flag must be
         // cleared, so a steady cycle is a single fenced UPDATE.
         let settings = if outcome.touches_settings() {
-            let select = format!(
-                "SELECT settings FROM electric_vehicles WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3{FOR_UPDATE}"
-            );
-            let row: Option<(Json<EvSettings>,)> = sqlx::query_as(&select)
-                .bind(lease.vehicle_id)
-                .bind(&lease.worker_id)
-                .bind(lease.epoch)
-                .fetch_optional(&mut **tx)
-                .await?;
-            let Some((Json(mut settings),)) = row else {
+            let Some(mut settings) =
+                Self::leased_settings_in::<EvSettings>(tx, DeviceTable::ElectricVehicles, lease)
+                    .await?
+            else {
                 return Ok(false);
             };
             if outcome.clear_boost_for_next_session {
@@ -176,25 +228,14 @@ impl ThisStore {
         } else {
             None
         };
-        let done = sqlx::query(
-            // A settings change during the cycle reset next_cycle_at to NULL: keep it, so the
-            // vehicle is planned again at once with the new settings.
-            "UPDATE electric_vehicles SET settings = COALESCE($1, settings), state = $2, runtime = $3, plan = $4, \
-               next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
-               lease_owner = NULL, lease_until = NULL \
-             WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
-        )
-        .bind(settings.as_ref().map(Json))
-        .bind(JsonText(&outcome.state))
-        .bind(&outcome.runtime)
-        .bind(&outcome.plan)
-        .bind(outcome.next_cycle_at)
-        .bind(lease.vehicle_id)
-        .bind(&lease.worker_id)
-        .bind(lease.epoch)
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let row = FinishedRow {
+            settings: settings.as_ref(),
+            state: &outcome.state,
+            runtime: &outcome.runtime,
+            plan: outcome.plan.as_deref(),
+            next_cycle_at: outcome.next_cycle_at,
+        };
+        if !Self::finish_row_in(tx, DeviceTable::ElectricVehicles, lease, row).await? {
             return Ok(false);
         }
         for session in &outcome.sessions {
@@ -431,4 +472,13 @@ impl FleetStore for ThisStore {
             .await?;
         Ok(rows)
     }
+}
+
+/// What the fenced finish writes on a device's row (settings only when a flag was cleared).
+pub(super) struct FinishedRow<'a, S, St> {
+    pub settings: Option<&'a S>,
+    pub state: &'a St,
+    pub runtime: &'a str,
+    pub plan: Option<&'a str>,
+    pub next_cycle_at: DateTime<Utc>,
 }

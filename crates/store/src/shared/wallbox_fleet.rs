@@ -5,14 +5,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::types::Json;
 use sqlx::{FromRow, Row, Transaction};
 use voltplan_core::wallbox::WallboxSettings;
 
-use super::{Db, FOR_UPDATE, ThisStore};
+use super::shared_fleet::FinishedRow;
+use super::{Db, ThisStore};
 use crate::Result;
 use crate::fleet::{DeviceTable, Lease};
-use crate::json_text::JsonText;
 use crate::wallbox_fleet::{ClaimedWallbox, WallboxFleetStore, WallboxOutcome};
 use crate::wallboxes::{WALLBOX_COLUMNS, WallboxRecord, WallboxRow};
 
@@ -25,18 +24,11 @@ impl ThisStore {
         let touches_settings = outcome.clear_boost_for_next_session
             || outcome.clear_boost_request.is_some()
             || outcome.clear_boost_cancel.is_some();
-        // The partner's settings are read (and locked) only when a boost flag must be cleared.
         let settings = if touches_settings {
-            let select = format!(
-                "SELECT settings FROM wallboxes WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3{FOR_UPDATE}"
-            );
-            let row: Option<(Json<WallboxSettings>,)> = sqlx::query_as(&select)
-                .bind(lease.vehicle_id)
-                .bind(&lease.worker_id)
-                .bind(lease.epoch)
-                .fetch_optional(&mut **tx)
-                .await?;
-            let Some((Json(mut settings),)) = row else {
+            let Some(mut settings) =
+                Self::leased_settings_in::<WallboxSettings>(tx, DeviceTable::Wallboxes, lease)
+                    .await?
+            else {
                 return Ok(false);
             };
             if outcome.clear_boost_for_next_session {
@@ -57,24 +49,14 @@ impl ThisStore {
         } else {
             None
         };
-        let done = sqlx::query(
-            // A settings change during the cycle reset next_cycle_at to NULL: keep it.
-            "UPDATE wallboxes SET settings = COALESCE($1, settings), state = $2, runtime = $3, plan = $4, \
-               next_cycle_at = CASE WHEN next_cycle_at IS NULL THEN NULL ELSE $5 END, \
-               lease_owner = NULL, lease_until = NULL \
-             WHERE id = $6 AND lease_owner = $7 AND lease_epoch = $8",
-        )
-        .bind(settings.as_ref().map(Json))
-        .bind(JsonText(&outcome.state))
-        .bind(&outcome.runtime)
-        .bind(&outcome.plan)
-        .bind(outcome.next_cycle_at)
-        .bind(lease.vehicle_id)
-        .bind(&lease.worker_id)
-        .bind(lease.epoch)
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let row = FinishedRow {
+            settings: settings.as_ref(),
+            state: &outcome.state,
+            runtime: &outcome.runtime,
+            plan: outcome.plan.as_deref(),
+            next_cycle_at: outcome.next_cycle_at,
+        };
+        if !Self::finish_row_in(tx, DeviceTable::Wallboxes, lease, row).await? {
             return Ok(false);
         }
         for session in &outcome.sessions {
