@@ -114,6 +114,23 @@ impl Charger {
         .await
     }
 
+    /// Closes the charge point; the actions of every CALL the central system sent it that were
+    /// not consumed by an earlier `expect`.
+    async fn close_collecting_calls(mut self) -> Vec<String> {
+        self.send(json!({"op": "close"})).await;
+        let mut actions = Vec::new();
+        loop {
+            let event = self.expect("closed", |_| true).await;
+            if event["event"] == "closed" {
+                let _ = self.child.wait().await;
+                return actions;
+            }
+            if event["event"] == "received" && event["frame"][0] == 2 {
+                actions.push(event["frame"][2].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+
     /// Sends a frame as is; the central system's answer to it.
     async fn raw(&mut self, text: &str, answer_id: &str) -> Value {
         self.send(json!({"op": "raw", "text": text})).await;
@@ -432,24 +449,31 @@ async fn a_queued_call_reaches_the_charger_and_its_answer_is_recorded() {
             CommandStatus::Accepted,
         )
         .await;
-        let profiles_received = {
-            charger.send(json!({"op": "close"})).await;
-            let mut count = 0;
-            loop {
-                let event = charger.expect("closed", |_| true).await;
-                if event["event"] == "closed" {
-                    break count;
-                }
-                if event["event"] == "received" && event["frame"][2] == "SetChargingProfile" {
-                    count += 1;
-                }
-            }
-        };
+        let calls = charger.close_collecting_calls().await;
+        let profiles_received = calls.iter().filter(|a| *a == "SetChargingProfile").count();
         assert_eq!(
             profiles_received, 1,
             "only the valid call after the broken one arrived"
         );
         server.stop().await;
+    }
+}
+
+/// Waits (30 s) until the central system has stored what the charger can do (its answer to the
+/// GetConfiguration sent after a boot).
+async fn until_configured(server: &TestServer, org: OrgScope, user: Uuid, wallbox: Uuid) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = server
+            .store
+            .get_wallbox(org, user, wallbox, false)
+            .await
+            .unwrap();
+        if stored.charger.smart_charging.is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "GetConfiguration never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -641,19 +665,7 @@ async fn the_worker_steers_a_real_charger_by_its_plan_with_boost_and_records_the
 
         let mut charger = Charger::booted(&python, &server, &identity, &password).await;
         // The central system learns what the charger can do (GetConfiguration) before steering.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server
-            .store
-            .get_wallbox(org, user, wallbox, false)
-            .await
-            .unwrap()
-            .charger
-            .rate_unit
-            .is_none()
-        {
-            assert!(Instant::now() < deadline, "GetConfiguration never answered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_configured(&server, org, user, wallbox).await;
         charger
             .call(
                 "StatusNotification",
@@ -871,19 +883,7 @@ async fn a_charger_without_smart_charging_is_left_to_charge_and_says_so() {
             .expect("connection", |e| e["event"] == "connected")
             .await;
         charger.call("BootNotification", boot()).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server
-            .store
-            .get_wallbox(org, user, wallbox, false)
-            .await
-            .unwrap()
-            .charger
-            .smart_charging
-            .is_none()
-        {
-            assert!(Instant::now() < deadline, "GetConfiguration never answered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_configured(&server, org, user, wallbox).await;
         charger
             .call(
                 "StartTransaction",
@@ -902,17 +902,38 @@ async fn a_charger_without_smart_charging_is_left_to_charge_and_says_so() {
         })
         .await;
         assert_eq!(shown["mode"], "CHARGING", "{shown}");
-        // Nothing was asked of it: no profile, no stop.
-        charger.send(json!({"op": "close"})).await;
-        loop {
-            let event = charger.expect("closed", |_| true).await;
-            if event["event"] == "closed" {
-                break;
-            }
-            if event["event"] == "received" && event["frame"][0] == 2 {
-                assert_eq!(event["frame"][2], "GetConfiguration", "{event}");
-            }
-        }
+        // Nothing was asked of it but its configuration: no profile, no stop.
+        let calls = charger.close_collecting_calls().await;
+        assert!(calls.iter().all(|a| a == "GetConfiguration"), "{calls:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_call_queued_while_the_charger_was_offline_expires_unsent() {
+    let Some(python) = python() else { return };
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let (t, _, wallbox, identity, password) = wallbox(&server).await;
+        // Queued for a charger that is not connected; it lives 5 minutes.
+        let call = profile_call(t.org_id, wallbox, server.clock_now());
+        assert!(server.store.queue_ocpp_command(&call).await.unwrap());
+        server.clock.advance(chrono::Duration::minutes(6));
+        // The charger comes back after the call's expiry: it is marked expired, never sent.
+        let charger = Charger::booted(&python, &server, &identity, &password).await;
+        let expired = until_answered(
+            server.store.as_ref(),
+            t.org_id,
+            &call.id,
+            CommandStatus::Expired,
+        )
+        .await;
+        assert_eq!(expired.sent_at, None);
+        let calls = charger.close_collecting_calls().await;
+        assert!(
+            !calls.iter().any(|a| a == "SetChargingProfile"),
+            "{calls:?}"
+        );
         server.stop().await;
     }
 }

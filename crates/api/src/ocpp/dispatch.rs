@@ -12,6 +12,10 @@ use crate::state::AppState;
 
 /// Calls read from the queue per round.
 const BATCH: i64 = 500;
+/// How often (real time) queued calls past their expiry are marked expired. Reading and taking
+/// already skip them; the mark is for the worker, whose calls live 15 minutes, so every poll
+/// (a write on each replica) would be work for nothing.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Hub {
     /// Starts this replica's dispatcher, once (the first charger to connect starts it). It ends
@@ -25,11 +29,18 @@ impl Hub {
         let clock = state.0.clock.clone();
         let poll = state.0.config.ocpp.poll_interval;
         tokio::spawn(async move {
+            let mut expired_at: Option<tokio::time::Instant> = None;
             loop {
                 let Some(strong) = Weak::upgrade(&hub) else {
                     return;
                 };
                 let now = clock.now();
+                if expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
+                    expired_at = Some(tokio::time::Instant::now());
+                    if let Err(error) = store.expire_ocpp_commands(now).await {
+                        tracing::warn!(%error, "OCPP dispatcher: expiring calls failed");
+                    }
+                }
                 if let Err(error) = dispatch_once(&strong, store.as_ref(), now).await {
                     tracing::warn!(%error, "OCPP dispatcher: reading the queue failed");
                 }
@@ -45,7 +56,6 @@ async fn dispatch_once(
     store: &dyn voltplan_store::Store,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), voltplan_store::StoreError> {
-    store.expire_ocpp_commands(now).await?;
     if hub.connected() == 0 {
         return Ok(());
     }
