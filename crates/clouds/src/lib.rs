@@ -3,6 +3,7 @@
 
 pub mod accelerated_clock;
 pub mod cloud;
+pub mod link;
 pub mod registry;
 pub mod sandbox;
 
@@ -11,6 +12,7 @@ pub use cloud::{
     CloudCommand, CloudError, CloudVehicleRef, CommandReceipt, VehicleCloud, VehicleReading,
     VehicleRegistration,
 };
+pub use link::{LinkedTokens, PushedState, Secret, TokenSet, TokenVault};
 pub use registry::{
     BuiltClouds, Capabilities, CloudEntry, CloudService, CloudsConfig, REGISTRY, SANDBOX_CLOUD,
 };
