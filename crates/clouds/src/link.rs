@@ -53,6 +53,10 @@ pub struct LinkedTokens {
     pub tokens: TokenSet,
     /// Bumped by every [`TokenVault::replace_tokens`]: a refresh that lost a race is detected.
     pub version: i64,
+    /// The cloud's own id for the vehicle (Smartcar's vehicle id), recorded when the driver
+    /// linked it. Use this, not `CloudVehicleRef::external_id` (the partner's writable
+    /// `external_device_id`), to address the car.
+    pub cloud_vehicle_id: String,
     /// The car's make as the cloud reported it at linking (e.g. `"TESLA"`), for per-brand call
     /// budgets; `None` when unknown.
     pub make: Option<String>,
