@@ -2,9 +2,9 @@
 //! authorisation lapsed (Podero §3.6, §4.4). It stores a session and answers the URL of a consent
 //! page (`connect.rs`) the partner sends the driver's browser to.
 //!
-//! Only the built-in sandbox cloud can be re-linked through Voltplan: re-linking a real
-//! manufacturer account takes that manufacturer's own login (OAuth) flow, which Voltplan does not
-//! have yet. Any other vehicle answers 409.
+//! Only the built-in sandbox cloud can be re-linked here: a real cloud's account is re-linked
+//! through its own login, on the Connect pages a cue's `/resolve` opens (`cues.rs`). Any other
+//! vehicle answers 409.
 
 use axum::Json;
 use axum::extract::State;
@@ -112,7 +112,7 @@ fn redirect_target(input: &str) -> Result<String, (&'static str, &'static str)> 
     Ok(url.into())
 }
 
-fn redirect_field(f: &mut Fields, key: &str) -> Option<String> {
+pub(crate) fn redirect_field(f: &mut Fields, key: &str) -> Option<String> {
     match f.string(key, MAX_URL_CHARS, false) {
         Patch::Set(input) => match redirect_target(&input) {
             Ok(url) => Some(url),
@@ -127,7 +127,8 @@ fn redirect_field(f: &mut Fields, key: &str) -> Option<String> {
 
 /// Re-authenticate the vehicle's cloud link.
 ///
-/// Resolves the `reauthenticate` action (`actions[].resolution_link` points here). Answers an
+/// Podero's older way to resolve the `reauthenticate` action (its `resolution_link` now points
+/// at the cue's `/resolve`, which works for every cloud drivers log in to). Answers an
 /// `authentication_url`: open it in the driver's browser. It is Voltplan's consent page,
 /// `GET /connect/{session_id}` (no bearer token: the random session id is the secret; not part of
 /// this partner API), which names the vehicle and offers *Allow* and *Deny*, posted to
@@ -142,8 +143,9 @@ fn redirect_field(f: &mut Fields, key: &str) -> Option<String> {
 ///
 /// **Which vehicles.** Only vehicles of the built-in sandbox cloud (`cloud_service`
 /// `01950000-0000-7000-8000-5a4ed60c0001`) on a server that runs the sandbox can be re-linked
-/// through Voltplan: re-linking a manufacturer account needs that manufacturer's own login flow.
-/// Any other vehicle, or a server without the sandbox, answers **409** `{"detail": "…"}`.
+/// on this consent page: a real cloud's account is re-linked through the cue's `/resolve` (its
+/// own login). Any other vehicle, or a server without the sandbox, answers **409**
+/// `{"detail": "…"}`.
 #[utoipa::path(post, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/auth_session",
     tag = "User Electric Vehicles", params(VehiclePath), request_body = AuthSessionIn,
     responses((status = 200, body = AuthSessionOut),

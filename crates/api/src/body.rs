@@ -294,6 +294,11 @@ impl Fields {
         self.errors.push(FieldError::body(field, kind, msg));
     }
 
+    /// Whether the body has this key (before a parser took it).
+    pub fn has_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
     pub fn has_errors_for(&self, field: &str) -> bool {
         self.errors
             .iter()

@@ -16,6 +16,8 @@ const DESCRIPTION: &str = include_str!("openapi_description.md");
     tags(
         (name = "Authentication", description = "OAuth2 client credentials"),
         (name = "Users"), (name = "User Buildings"), (name = "User Electric Vehicles"),
+        (name = "Device Onboarding Sessions", description = "Drivers connect their own cars: a session, and the Connect pages it opens"),
+        (name = "Cues", description = "Pending actions of devices (re-authentication), started and reported by their signed links"),
         (name = "Devices", description = "Organisation-wide device figures"),
         (name = "Sandbox", description = "Drive the simulated EVs of the built-in sandbox; not part of the Podero API"),
         (name = "Trading", description = "Day-ahead price uploads (Podero-compatible)"),

@@ -7,9 +7,11 @@ mod body;
 mod boost;
 mod buildings;
 mod connect;
+mod cues;
 mod docs;
 mod error;
 pub mod ocpp;
+mod onboarding;
 mod ops;
 mod org_vehicles;
 mod params;
@@ -23,6 +25,7 @@ mod state;
 mod users;
 mod vehicles;
 mod wallboxes;
+mod webhooks_in;
 
 pub use auth::secret::{generate_client_id, generate_client_secret, hash_secret};
 pub use docs::ApiDoc;
@@ -74,6 +77,10 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
         .routes(routes!(org_vehicles::list_org_vehicles))
         .routes(routes!(boost::start_boost, boost::cancel_boost))
         .routes(routes!(auth_session::create_auth_session))
+        .routes(routes!(onboarding::create_onboarding))
+        .routes(routes!(onboarding::get_onboarding))
+        .routes(routes!(cues::resolve_cue))
+        .routes(routes!(cues::report_cue_state))
         .routes(routes!(plan::get_plan))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::vehicle_savings))
@@ -128,7 +135,33 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
         // stays out of the OpenAPI document.
         .route(
             "/connect/{session_id}",
-            get(connect::consent_page).post(connect::decide),
+            get(connect::consent::consent_page).post(connect::consent::decide),
+        )
+        // Device onboarding and cue re-links (`connect/onboarding.rs`).
+        .route(
+            "/connect/onboarding/{session_id}",
+            get(connect::onboarding::start_page),
+        )
+        .route(
+            "/connect/onboarding/{session_id}/brand",
+            axum::routing::post(connect::onboarding::choose_brand),
+        )
+        .route(
+            "/connect/onboarding/{session_id}/vehicles",
+            get(connect::onboarding::vehicles_page).post(connect::onboarding::choose_vehicles),
+        )
+        .route(
+            "/connect/callback/{cloud}",
+            get(connect::onboarding::callback),
+        )
+        .route(
+            "/connect/sandbox/login",
+            get(connect::sandbox_login::login_page).post(connect::sandbox_login::login),
+        )
+        // Vehicle clouds' webhooks (their own signatures; not partner API).
+        .route(
+            "/webhooks/smartcar",
+            axum::routing::post(webhooks_in::smartcar),
         )
         // The OCPP central system: chargers' WebSockets (not partner API: outside the document).
         .route("/ocpp/{charge_point_id}", get(ocpp::handshake::connect))

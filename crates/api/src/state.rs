@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use voltplan_clouds::{BuiltClouds, SandboxCloud, VehicleCloud};
 use voltplan_core::Clock;
 use voltplan_store::Store;
+use voltplan_store::sealed::KeyRing;
 
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::token_cache::TokenCache;
@@ -33,6 +34,9 @@ pub struct ApiConfig {
     pub public_url: PublicUrl,
     /// The OCPP central system's timers and handshake limits.
     pub ocpp: crate::ocpp::OcppConfig,
+    /// Seals cloud tokens and signs cue secrets and the Connect pages' tokens
+    /// (`VOLTPLAN_SECRET_KEYS`; a random key for this process when none is configured).
+    pub secret_keys: Arc<KeyRing>,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +51,7 @@ impl Default for ApiConfig {
             token_cache_ttl: std::time::Duration::from_secs(2),
             public_url: PublicUrl::default(),
             ocpp: crate::ocpp::OcppConfig::default(),
+            secret_keys: Arc::new(KeyRing::ephemeral()),
         }
     }
 }
@@ -131,6 +136,16 @@ impl AppState {
     /// Only the sandbox simulator (tests, the demo).
     pub fn with_sandbox(self, sandbox: Arc<SandboxCloud>) -> Self {
         self.with_clouds(BuiltClouds::with_sandbox(sandbox))
+    }
+
+    /// The keys that seal cloud tokens and sign short-lived capabilities.
+    pub fn keys(&self) -> &KeyRing {
+        &self.0.config.secret_keys
+    }
+
+    /// Smartcar, when this server is configured for it.
+    pub fn smartcar(&self) -> Option<&voltplan_clouds::smartcar::SmartcarCloud> {
+        self.1.smartcar.as_deref()
     }
 
     /// The cloud of a service id, if this server runs it.

@@ -362,12 +362,11 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
         let ev = revoked_ev(&s, &t, user, &worker).await;
         assert!(!sandbox.snapshot(ev).unwrap().is_authorized);
 
-        // The partner follows the action's resolution link.
-        let action = detail(&s, &t, user, ev).await["actions"][0].clone();
-        let link = action["resolution_link"]["url"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        // The older flow, beside the action's cue link (tests/onboarding.rs): auth_session.
+        assert_eq!(
+            detail(&s, &t, user, ev).await["actions"][0]["code"],
+            "reauthenticate"
+        );
         let (url, session_id) = start_session(
             &s,
             &t,
@@ -376,10 +375,6 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
             json!({"success_url": SUCCESS, "cancel_url": CANCEL}),
         )
         .await;
-        assert_eq!(
-            link,
-            format!("{}{}", s.base, auth_session_path(t.org_id, user, ev))
-        );
 
         // The driver's browser opens the consent page: no token needed.
         let (status, headers, html) = open_page(&url).await;

@@ -238,14 +238,20 @@ async fn a_revoked_link_shows_a_reauthenticate_action() {
         assert_eq!(actions.len(), 1, "{detail}");
         let action = &actions[0];
         assert_eq!(action["code"], "reauthenticate");
-        assert_eq!(
-            action["resolution_link"],
-            json!({
-                "url": format!("{}{}/auth_session", s.base, ev_path(t.org_id, user, revoked)),
-                "required_parameters": ["success_url", "cancel_url"],
-            })
-        );
         let id: Uuid = action["id"].as_str().unwrap().parse().unwrap();
+        // Podero's cue link: the action's id and a signed secret (tests/onboarding.rs follows it).
+        let url = action["resolution_link"]["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!(
+                "{}/api/partners/v2.0/cues/{id}/resolve?secret=",
+                s.base
+            )),
+            "{url}"
+        );
+        assert_eq!(
+            action["resolution_link"]["required_parameters"],
+            json!(["successUrl", "cancelUrl"])
+        );
         assert_eq!(id.get_version_num(), 5);
         // Stable across reads, and the list view carries no actions.
         let (_, again) = s.get(&t.token, &ev_path(t.org_id, user, revoked)).await;

@@ -158,8 +158,10 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
                 seed: args.seed,
                 ..SandboxConfig::default()
             }),
+            smartcar: None,
         },
         clock.clone(),
+        None,
     )?;
     let sandbox = clouds
         .sandbox
@@ -486,6 +488,7 @@ async fn seed_fleet(
                 model: Some(spec.model.clone()),
                 year: spec.year,
                 cloud_service: Some(SANDBOX_CLOUD.id),
+                vin: None,
             };
             ev.state.is_authenticated = Some(true);
             let arrive = time_of_day(dice.between(17.0, 20.0));

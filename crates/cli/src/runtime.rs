@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use voltplan_api::PublicUrl;
-use voltplan_clouds::SandboxConfig;
 use voltplan_clouds::registry::{self, BuiltClouds, CloudsConfig};
+use voltplan_clouds::smartcar::{SmartcarConfig, SmartcarMode};
+use voltplan_clouds::{SandboxConfig, Secret};
 use voltplan_core::{Clock, SystemClock};
+use voltplan_store::cloud_vault::StoreVault;
+use voltplan_store::sealed::KeyRing;
 use voltplan_store::{ConnectOptions, NewApiClient, OrgScope, Store};
 use voltplan_worker::budget::CallBudget;
 use voltplan_worker::price_fetch::PriceFetcher;
@@ -201,9 +204,97 @@ pub struct CloudArgs {
     /// average (bursts of 10 seconds' worth); cycles beyond it are deferred. 0 = no limit.
     #[arg(long, env = "VOLTPLAN_CLOUD_CALLS_PER_MINUTE", default_value_t = 600.0)]
     pub cloud_calls_per_minute: f64,
+    /// Keys that seal cloud tokens at rest and sign cue links, `id:base64` (32 bytes each,
+    /// `openssl rand -base64 32`), comma-separated; the first seals, the others only open.
+    /// Required with Smartcar; without it a random key lives as long as the process.
+    #[arg(long, env = "VOLTPLAN_SECRET_KEYS", hide_env_values = true)]
+    pub secret_keys: Option<String>,
+    /// Smartcar application's client id (README, "Connecting real cars").
+    #[arg(long, env = "SMARTCAR_CLIENT_ID")]
+    pub smartcar_client_id: Option<String>,
+    #[arg(long, env = "SMARTCAR_CLIENT_SECRET", hide_env_values = true)]
+    pub smartcar_client_secret: Option<String>,
+    /// The application management token: the key of Smartcar's webhook signatures.
+    #[arg(long, env = "SMARTCAR_MANAGEMENT_TOKEN", hide_env_values = true)]
+    pub smartcar_management_token: Option<String>,
+    /// The redirect URI registered at Smartcar: `<public URL>/connect/callback/smartcar`.
+    #[arg(long, env = "SMARTCAR_REDIRECT_URI")]
+    pub smartcar_redirect_uri: Option<String>,
+    /// `live`, `simulated` or `test`.
+    #[arg(long, env = "SMARTCAR_MODE", default_value = "live")]
+    pub smartcar_mode: String,
+    /// Connect's country flag (e.g. `DE`); European simulated logins need it.
+    #[arg(long, env = "SMARTCAR_COUNTRY")]
+    pub smartcar_country: Option<String>,
+    /// Base URLs (for a proxy or a test double).
+    #[arg(long, env = "SMARTCAR_CONNECT_URL")]
+    pub smartcar_connect_url: Option<String>,
+    #[arg(long, env = "SMARTCAR_AUTH_URL")]
+    pub smartcar_auth_url: Option<String>,
+    #[arg(long, env = "SMARTCAR_API_URL")]
+    pub smartcar_api_url: Option<String>,
 }
 
 impl CloudArgs {
+    /// The configured keys; a random one for this process when none are.
+    pub fn keys(&self) -> anyhow::Result<Arc<KeyRing>> {
+        match self.secret_keys.as_deref() {
+            Some(spec) => Ok(Arc::new(
+                KeyRing::parse(spec).context("reading VOLTPLAN_SECRET_KEYS")?,
+            )),
+            None => {
+                if self.smartcar_client_id.is_some() {
+                    anyhow::bail!(
+                        "Smartcar needs VOLTPLAN_SECRET_KEYS: its tokens are sealed with it and must \
+                         open again after a restart (README, \"Connecting real cars\")"
+                    );
+                }
+                Ok(Arc::new(KeyRing::ephemeral()))
+            }
+        }
+    }
+
+    /// Smartcar's configuration, when a client id is set.
+    pub fn smartcar(&self) -> anyhow::Result<Option<SmartcarConfig>> {
+        let Some(client_id) = self.smartcar_client_id.clone() else {
+            return Ok(None);
+        };
+        let need = |value: &Option<String>, name: &str| {
+            value
+                .clone()
+                .with_context(|| format!("SMARTCAR_CLIENT_ID is set, so {name} is needed too"))
+        };
+        let mut config = SmartcarConfig::new(
+            client_id,
+            Secret::new(need(
+                &self.smartcar_client_secret,
+                "SMARTCAR_CLIENT_SECRET",
+            )?),
+            Secret::new(need(
+                &self.smartcar_management_token,
+                "SMARTCAR_MANAGEMENT_TOKEN",
+            )?),
+            need(&self.smartcar_redirect_uri, "SMARTCAR_REDIRECT_URI")?,
+        );
+        config.mode = match self.smartcar_mode.as_str() {
+            "live" => SmartcarMode::Live,
+            "simulated" => SmartcarMode::Simulated,
+            "test" => SmartcarMode::Test,
+            other => anyhow::bail!("SMARTCAR_MODE {other:?}: expected live, simulated or test"),
+        };
+        config.country = self.smartcar_country.clone();
+        if let Some(url) = &self.smartcar_connect_url {
+            config.connect_base = url.clone();
+        }
+        if let Some(url) = &self.smartcar_auth_url {
+            config.auth_base = url.clone();
+        }
+        if let Some(url) = &self.smartcar_api_url {
+            config.api_base = url.clone();
+        }
+        Ok(Some(config))
+    }
+
     /// The clouds a worker steers through, each within the call budget.
     pub fn clouds(&self, built: &BuiltClouds) -> Clouds {
         let mut clouds = Clouds::new().with_built(built);
@@ -259,13 +350,28 @@ pub fn price_fetcher(
     }
 }
 
-/// The clouds this process runs: every cloud of the registry this binary can start on its own
-/// (today the sandbox simulator), on `clock`.
-pub fn build_clouds(clock: Arc<dyn Clock>) -> anyhow::Result<BuiltClouds> {
+/// The clouds this process runs on `clock`: the sandbox simulator when `with_sandbox`, and
+/// Smartcar when it is configured (`CloudArgs`), with its tokens in `store` sealed by `keys`.
+pub fn build_clouds(
+    clock: Arc<dyn Clock>,
+    args: &CloudArgs,
+    store: &Arc<dyn Store>,
+    keys: &Arc<KeyRing>,
+    with_sandbox: bool,
+) -> anyhow::Result<BuiltClouds> {
     let config = CloudsConfig {
-        sandbox: Some(SandboxConfig::default()),
+        sandbox: with_sandbox.then(SandboxConfig::default),
+        smartcar: args.smartcar()?,
     };
-    registry::build(&config, clock).context("starting the vehicle clouds")
+    let vaults = |service| -> Arc<dyn voltplan_clouds::TokenVault> {
+        Arc::new(StoreVault::new(
+            store.clone(),
+            keys.clone(),
+            service,
+            clock.clone(),
+        ))
+    };
+    registry::build(&config, clock.clone(), Some(&vaults)).context("starting the vehicle clouds")
 }
 
 /// The worker and the price fetcher, running until [`Background::stop`].

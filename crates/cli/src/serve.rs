@@ -71,16 +71,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print_credentials(&b, &format!("http://{}", args.bind));
         println!();
     }
+    let keys = args.clouds.keys()?;
     let config = ApiConfig {
         token_lifetime: Duration::seconds(args.token_lifetime_secs),
         public_url: public_url_or_bind(args.public_url, args.bind),
         trusted_proxies: args.trusted_proxies,
         request_timeout: args.timeouts.request_timeout()?,
         health_timeout: args.timeouts.health_timeout()?,
+        secret_keys: keys.clone(),
         ..ApiConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(store.clone(), clock.clone(), config);
+    // Without the worker the API still runs the real clouds: their Connect logins and webhooks.
+    let api_clouds = build_clouds(clock.clone(), &args.clouds, &store, &keys, false)?;
+    let state = AppState::new(store.clone(), clock.clone(), config).with_clouds(api_clouds);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -92,7 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The worker, the price fetcher and the API share one set of clouds, so the sandbox endpoints
     // drive the very cars the worker steers.
-    let clouds = build_clouds(clock.clone())?;
+    let clouds = build_clouds(clock.clone(), &args.clouds, &store, &keys, true)?;
     let mut state = state.with_clouds(clouds.clone());
     let fetcher = price_fetcher(&store, &clock)?.map(Arc::new);
     if let Some(fetcher) = &fetcher {

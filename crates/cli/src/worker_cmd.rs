@@ -33,7 +33,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // A standalone worker simulates sandbox cars itself (they re-register from their last state);
     // the sandbox endpoints need `serve --with-worker`, which shares one simulator with the API.
-    let clouds = build_clouds(clock.clone())?;
+    let keys = args.clouds.keys()?;
+    let clouds = build_clouds(clock.clone(), &args.clouds, &store, &keys, true)?;
     let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
     config.batch_size = args.batch_size;
     config.concurrency = args.concurrency;

@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod link;
 pub mod registry;
 pub mod sandbox;
+pub mod smartcar;
 
 pub use accelerated_clock::AcceleratedClock;
 pub use cloud::{
@@ -21,4 +22,8 @@ pub use sandbox::failures::{FailureProfile, FailureScope, RateLimit};
 pub use sandbox::physics::{PhysicsParams, VehicleSpec};
 pub use sandbox::{
     ReceivedCommand, SandboxCloud, SandboxConfig, SandboxError, SandboxInitial, SandboxSnapshot,
+};
+pub use smartcar::{
+    DiscoveredVehicle, SMARTCAR_CLOUD, SmartcarCloud, SmartcarConfig, SmartcarMode,
+    SmartcarSetupError,
 };

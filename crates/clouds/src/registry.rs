@@ -13,7 +13,9 @@ use uuid::Uuid;
 use voltplan_core::Clock;
 
 use crate::cloud::VehicleCloud;
+use crate::link::TokenVault;
 use crate::sandbox::{SandboxCloud, SandboxConfig, SandboxError};
+use crate::smartcar::{SMARTCAR_CLOUD, SmartcarCloud, SmartcarConfig};
 
 /// A vehicle-cloud integration a device can be connected through (`device_model.cloud_service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +39,26 @@ pub struct Capabilities {
     pub relinks_on_consent_page: bool,
     /// Simulated cars driven through the sandbox endpoints (plug-in, unplug, drive, …).
     pub simulated: bool,
+    /// Drivers link their own accounts on the Connect pages through the cloud's OAuth login.
+    pub links_through_oauth: bool,
+}
+
+/// A brand a driver can pick on the Connect page, and how its cloud is asked to show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brand {
+    pub name: &'static str,
+    /// The cloud's own name for the make (Smartcar's `make` parameter skips its brand
+    /// selector); `None`: the cloud's login asks.
+    pub make: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloudEntry {
     pub service: CloudService,
     pub capabilities: Capabilities,
+    /// The brands drivers pick on the Connect page; empty for a cloud drivers cannot link
+    /// themselves.
+    pub brands: &'static [Brand],
 }
 
 /// The built-in simulator: every Voltplan installation has it.
@@ -54,15 +70,113 @@ pub const SANDBOX_CLOUD: CloudService = CloudService {
     signup_link: "",
 };
 
-/// Every cloud this binary can connect a device through.
-pub const REGISTRY: &[CloudEntry] = &[CloudEntry {
-    service: SANDBOX_CLOUD,
-    capabilities: Capabilities {
-        registers_unknown_vehicles: true,
-        relinks_on_consent_page: true,
-        simulated: true,
+/// The makes Smartcar connects in Europe that drive electrically, by its `make` names
+/// (smartcar.com/docs, Connect: brand select); "another brand" lets its login ask.
+const SMARTCAR_BRANDS: &[Brand] = &[
+    Brand {
+        name: "Audi",
+        make: Some("AUDI"),
     },
-}];
+    Brand {
+        name: "BMW",
+        make: Some("BMW"),
+    },
+    Brand {
+        name: "Cupra",
+        make: Some("CUPRA"),
+    },
+    Brand {
+        name: "Ford",
+        make: Some("FORD"),
+    },
+    Brand {
+        name: "Hyundai",
+        make: Some("HYUNDAI"),
+    },
+    Brand {
+        name: "Jaguar",
+        make: Some("JAGUAR"),
+    },
+    Brand {
+        name: "Kia",
+        make: Some("KIA"),
+    },
+    Brand {
+        name: "Mercedes-Benz",
+        make: Some("MERCEDES_BENZ"),
+    },
+    Brand {
+        name: "MINI",
+        make: Some("MINI"),
+    },
+    Brand {
+        name: "Nissan",
+        make: Some("NISSAN"),
+    },
+    Brand {
+        name: "Polestar",
+        make: Some("POLESTAR"),
+    },
+    Brand {
+        name: "Porsche",
+        make: Some("PORSCHE"),
+    },
+    Brand {
+        name: "Renault",
+        make: Some("RENAULT"),
+    },
+    Brand {
+        name: "Škoda",
+        make: Some("SKODA"),
+    },
+    Brand {
+        name: "Tesla",
+        make: Some("TESLA"),
+    },
+    Brand {
+        name: "Toyota",
+        make: Some("TOYOTA"),
+    },
+    Brand {
+        name: "Volkswagen",
+        make: Some("VOLKSWAGEN"),
+    },
+    Brand {
+        name: "Volvo",
+        make: Some("VOLVO"),
+    },
+    Brand {
+        name: "Another brand",
+        make: None,
+    },
+];
+
+/// Every cloud this binary can connect a device through.
+pub const REGISTRY: &[CloudEntry] = &[
+    CloudEntry {
+        service: SANDBOX_CLOUD,
+        capabilities: Capabilities {
+            registers_unknown_vehicles: true,
+            relinks_on_consent_page: true,
+            simulated: true,
+            links_through_oauth: true,
+        },
+        brands: &[Brand {
+            name: "Sandbox car (simulated)",
+            make: None,
+        }],
+    },
+    CloudEntry {
+        service: SMARTCAR_CLOUD,
+        capabilities: Capabilities {
+            registers_unknown_vehicles: false,
+            relinks_on_consent_page: false,
+            simulated: false,
+            links_through_oauth: true,
+        },
+        brands: SMARTCAR_BRANDS,
+    },
+];
 
 /// The registry's entry for a service id.
 pub fn entry(service_id: Uuid) -> Option<&'static CloudEntry> {
@@ -81,6 +195,8 @@ pub fn capabilities(service_id: Uuid) -> Capabilities {
 pub struct CloudsConfig {
     /// The simulator, when this process runs one (`serve --with-worker`, `worker`, `demo`).
     pub sandbox: Option<SandboxConfig>,
+    /// Smartcar, when the operator configured an application (README, "Connecting real cars").
+    pub smartcar: Option<SmartcarConfig>,
 }
 
 /// The clouds built from a [`CloudsConfig`].
@@ -92,6 +208,8 @@ pub struct BuiltClouds {
     pub default_service: Option<Uuid>,
     /// The simulator itself, for the sandbox endpoints and the demo's drivers.
     pub sandbox: Option<Arc<SandboxCloud>>,
+    /// Smartcar itself, for the Connect pages (its OAuth login) and its webhooks.
+    pub smartcar: Option<Arc<SmartcarCloud>>,
 }
 
 impl std::fmt::Debug for BuiltClouds {
@@ -113,7 +231,15 @@ impl BuiltClouds {
             clouds: vec![(SANDBOX_CLOUD.id, sandbox.clone())],
             default_service: Some(SANDBOX_CLOUD.id),
             sandbox: Some(sandbox),
+            smartcar: None,
         }
+    }
+
+    /// Adds Smartcar (built on a vault over the database).
+    pub fn with_smartcar(mut self, smartcar: Arc<SmartcarCloud>) -> Self {
+        self.clouds.push((SMARTCAR_CLOUD.id, smartcar.clone()));
+        self.smartcar = Some(smartcar);
+        self
     }
 
     pub fn cloud(&self, service_id: Uuid) -> Option<&Arc<dyn VehicleCloud>> {
@@ -128,13 +254,32 @@ impl BuiltClouds {
 pub enum BuildError {
     #[error("cannot start the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
+    #[error("cannot set up Smartcar: {0}")]
+    Smartcar(String),
 }
 
-/// Builds every configured cloud on `clock`.
-pub fn build(config: &CloudsConfig, clock: Arc<dyn Clock>) -> Result<BuiltClouds, BuildError> {
+/// Where a real cloud keeps its tokens: a vault per cloud service (over the database).
+pub type VaultFactory<'a> = &'a dyn Fn(Uuid) -> Arc<dyn TokenVault>;
+
+/// Builds every configured cloud on `clock`; real clouds keep their tokens in `vaults` (a
+/// process without a database, such as a benchmark, passes none and can run only the sandbox).
+pub fn build(
+    config: &CloudsConfig,
+    clock: Arc<dyn Clock>,
+    vaults: Option<VaultFactory<'_>>,
+) -> Result<BuiltClouds, BuildError> {
     let mut built = BuiltClouds::default();
     if let Some(sandbox) = &config.sandbox {
-        built = BuiltClouds::with_sandbox(Arc::new(SandboxCloud::new(clock, sandbox.clone())?));
+        built =
+            BuiltClouds::with_sandbox(Arc::new(SandboxCloud::new(clock.clone(), sandbox.clone())?));
+    }
+    if let Some(smartcar) = &config.smartcar {
+        let vaults = vaults.ok_or_else(|| {
+            BuildError::Smartcar("it keeps tokens, and this process has no database".into())
+        })?;
+        let cloud = SmartcarCloud::new(smartcar.clone(), vaults(SMARTCAR_CLOUD.id), clock)
+            .map_err(|e| BuildError::Smartcar(e.to_string()))?;
+        built = built.with_smartcar(Arc::new(cloud));
     }
     Ok(built)
 }

@@ -34,6 +34,10 @@ pub struct DeviceModel {
     pub model: Option<String>,
     pub year: Option<i32>,
     pub cloud_service: Option<Uuid>,
+    /// The vehicle identification number, when the car's cloud shared it at onboarding (not
+    /// written by partners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vin: Option<String>,
 }
 
 /// One weekday's entry of the weekly charge policy.

@@ -5,13 +5,16 @@
 //! filters by it, so an object of another organisation is simply not found.
 
 mod auth_sessions;
+pub mod cloud_vault;
 pub mod fleet;
 mod json_text;
 pub mod ocpp;
+pub mod onboarding;
 mod org_vehicles;
 mod postgres;
 mod prices;
 mod records;
+pub mod sealed;
 mod sql;
 mod sqlite;
 pub mod wallbox_fleet;
@@ -21,6 +24,7 @@ mod wallboxes;
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use fleet::FleetStore;
 pub use ocpp::OcppStore;
+pub use onboarding::{CloudLinkStore, OnboardingStore};
 pub use org_vehicles::{
     OrgVehicleFilter, OrgVehiclePage, OrgVehiclePaging, OrgVehicleStore, OwnedVehicle, worst_status,
 };
@@ -139,6 +143,8 @@ pub trait Store:
     + WallboxStore
     + OcppStore
     + WallboxFleetStore
+    + OnboardingStore
+    + CloudLinkStore
     + Send
     + Sync
     + 'static

@@ -64,6 +64,9 @@ mod shared_fleet;
 #[path = "shared/ocpp.rs"]
 mod shared_ocpp;
 #[allow(clippy::duplicate_mod)]
+#[path = "shared/onboarding.rs"]
+mod shared_onboarding;
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/store.rs"]
 mod shared_store;
 #[allow(clippy::duplicate_mod)]

@@ -1,4 +1,4 @@
-//! Throw-away databases for tests and benchmarks.
+//! Throw-away databases for tests and benchmarks, and [`fake_smartcar`], a fake Smartcar service.
 //!
 //! SQLite (a file in a fresh temp directory) always runs. PostgreSQL runs only when
 //! `VOLTPLAN_TEST_POSTGRES_URL` ([`PG_ENV`]) names a server: each [`TestDatabase`] is then a fresh
@@ -20,6 +20,8 @@
 //! }
 //! # }
 //! ```
+
+pub mod fake_smartcar;
 
 use sqlx::Connection;
 use tempfile::TempDir;

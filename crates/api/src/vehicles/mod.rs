@@ -2,7 +2,7 @@
 //! field, with its types, nullability, enums and defaults.
 //! The object shown is in `out.rs`, the body written in `write.rs`; the handlers are here.
 
-mod out;
+pub(crate) mod out;
 pub(crate) mod write;
 
 use axum::Json;
@@ -122,7 +122,7 @@ pub async fn create_vehicle(
     Ok(Json(vehicle_detail(
         created,
         &owner,
-        state.public_url(),
+        &crate::cues::CueLinks::of(&state),
         now,
     )))
 }
@@ -154,7 +154,7 @@ pub async fn get_vehicle(
     Ok(Json(vehicle_detail(
         vehicle,
         &owner,
-        state.public_url(),
+        &crate::cues::CueLinks::of(&state),
         state.now(),
     )))
 }
@@ -184,7 +184,7 @@ pub async fn update_vehicle(
     Ok(Json(vehicle_detail(
         updated,
         &owner,
-        state.public_url(),
+        &crate::cues::CueLinks::of(&state),
         now,
     )))
 }

@@ -28,6 +28,9 @@ pub struct DeviceModelOut {
     pub year: Option<i32>,
     /// Id of the vehicle cloud the device is connected through.
     pub cloud_service: Option<Uuid>,
+    /// Extension: the vehicle identification number, when the car's cloud shared it at
+    /// onboarding (read-only).
+    pub vin: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -189,36 +192,24 @@ pub struct ElectricVehicleDetailOut {
 }
 
 /// The pending actions of a vehicle. The only one so far is `reauthenticate`: the worker found the
-/// cloud link revoked. Its id is a UUID v5 of the vehicle id and the code, so it is stable across
-/// reads while the action is pending.
-/// Its resolution link is `POST …/auth_session` (`auth_session.rs`), absolute on the configured
-/// public URL: a partner's client follows it as given.
-fn vehicle_actions(v: &VehicleRecord, public_url: &crate::PublicUrl) -> Vec<ActionOut> {
+/// cloud link revoked. Its resolution link is the cue's `/resolve` (`cues.rs`), absolute on the
+/// configured public URL: a partner's client follows it as given. The older
+/// `POST …/auth_session` keeps working for the sandbox.
+fn vehicle_actions(v: &VehicleRecord, links: &crate::cues::CueLinks<'_>) -> Vec<ActionOut> {
     if !(v.state.action_needed && v.state.is_authenticated == Some(false)) {
         return Vec::new();
     }
-    let code = "reauthenticate";
-    vec![ActionOut {
-        id: crate::boost::uuid_v5(v.id, code),
-        code: code.to_owned(),
-        resolution_link: ResolutionLinkOut {
-            url: public_url.join(&format!(
-                "/api/partners/v2.0/org/{}/users/{}/electric-vehicles/{}/auth_session",
-                v.org_id, v.user_id, v.id
-            )),
-            required_parameters: vec!["success_url".to_owned(), "cancel_url".to_owned()],
-        },
-    }]
+    vec![links.reauthenticate(v)]
 }
 
 /// The detail view of `v`: the object with its pending actions.
 pub fn vehicle_detail(
     v: VehicleRecord,
     owner: &UserRecord,
-    public_url: &crate::PublicUrl,
+    links: &crate::cues::CueLinks<'_>,
     now: DateTime<Utc>,
 ) -> ElectricVehicleDetailOut {
-    let actions = vehicle_actions(&v, public_url);
+    let actions = vehicle_actions(&v, links);
     ElectricVehicleDetailOut {
         vehicle: vehicle_out(v, owner, now),
         actions,
@@ -252,6 +243,7 @@ pub fn vehicle_out(v: VehicleRecord, owner: &UserRecord, now: DateTime<Utc>) -> 
             cloud_service_signup_link: cloud.map(|c| c.signup_link.to_owned()),
             year: s.device_model.year,
             cloud_service: s.device_model.cloud_service,
+            vin: s.device_model.vin,
         },
         owner: OwnerOut::from(owner),
         created_at: v.created_at,

@@ -66,6 +66,7 @@ pub(crate) const DEVICE_MODEL_READ_ONLY: &[&str] = &[
     "device_type",
     "cloud_service_instructions",
     "cloud_service_signup_link",
+    "vin",
 ];
 
 write_body! {
@@ -145,7 +146,7 @@ pub(super) struct VehiclePatch {
     device_model: Option<DeviceModelPatch>,
 }
 
-const ZONES: [&str; 21] = {
+pub(crate) const ZONES: [&str; 21] = {
     let mut names = [""; 21];
     let mut i = 0;
     while i < 21 {

@@ -186,6 +186,7 @@ pub fn wallbox_out(
             cloud_service_signup_link: None,
             year: s.device_model.year,
             cloud_service: None,
+            vin: None,
         },
         owner: OwnerOut::from(owner),
         created_at: w.created_at,

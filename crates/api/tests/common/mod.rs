@@ -5,6 +5,7 @@
 //! skipped with a notice; with it, an unreachable server fails the test.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod wallbox;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -24,6 +25,11 @@ pub struct Tenant {
     pub client_secret: String,
     pub token: String,
 }
+
+/// Builds a server's clouds from its store, clock and base URL.
+pub type MakeClouds = Box<
+    dyn FnOnce(&Arc<dyn Store>, &Arc<ManualClock>, &str) -> voltplan_clouds::BuiltClouds + Send,
+>;
 
 pub struct TestServer {
     pub base: String,
@@ -77,6 +83,36 @@ impl TestServer {
         with_sandbox: bool,
         connect: impl FnOnce(ConnectOptions) -> ConnectOptions,
     ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
+        Self::boot_full(backend, config, with_sandbox, connect, None).await
+    }
+
+    /// A server whose clouds `make_clouds` builds from its store, clock and base URL (the
+    /// sandbox among them is the server's). Returns the clouds too, for a worker.
+    pub async fn start_with_clouds(
+        backend: &Backend,
+        config: ApiConfig,
+        make_clouds: MakeClouds,
+    ) -> (TestServer, voltplan_clouds::BuiltClouds) {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let keep = slot.clone();
+        let make: MakeClouds = Box::new(move |store, clock, base| {
+            let built = make_clouds(store, clock, base);
+            *keep.lock().unwrap() = Some(built.clone());
+            built
+        });
+        let (server, _) =
+            Self::boot_full(backend, config, false, |options| options, Some(make)).await;
+        let built = slot.lock().unwrap().take().unwrap();
+        (server, built)
+    }
+
+    async fn boot_full(
+        backend: &Backend,
+        config: ApiConfig,
+        with_sandbox: bool,
+        connect: impl FnOnce(ConnectOptions) -> ConnectOptions,
+        make_clouds: Option<MakeClouds>,
+    ) -> (TestServer, Option<Arc<voltplan_clouds::SandboxCloud>>) {
         let database = TestDatabase::create(backend, "voltplan-api").await;
         let mut options = ConnectOptions::new(database.url());
         options.max_connections = 4;
@@ -101,6 +137,9 @@ impl TestServer {
         });
         if let Some(sandbox) = &sandbox {
             state = state.with_sandbox(sandbox.clone());
+        }
+        if let Some(make_clouds) = make_clouds {
+            state = state.with_clouds(make_clouds(&store, &clock, &base));
         }
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{BACKEND, FOR_UPDATE, ThisStore};
+use super::{BACKEND, Db, FOR_UPDATE, ThisStore};
 use crate::json_text::JsonText;
 use crate::sql;
 use crate::{
@@ -568,26 +568,7 @@ impl Store for ThisStore {
         org: OrgScope,
         vehicle: &VehicleRecord,
     ) -> Result<VehicleRecord> {
-        let done = sqlx::query(
-            "INSERT INTO electric_vehicles \
-             (id, org_id, user_id, building_id, price_zone, settings, state, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-             WHERE EXISTS (SELECT 1 FROM users WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL)",
-        )
-        .bind(vehicle.id)
-        .bind(org.id())
-        .bind(vehicle.user_id)
-        .bind(vehicle.building_id)
-        .bind(vehicle.price_zone.as_str())
-        .bind(Json(&vehicle.settings))
-        .bind(JsonText(&vehicle.state))
-        .bind(vehicle.created_at)
-        .bind(vehicle.updated_at)
-        .execute(&self.write)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        insert_vehicle(&self.write, org, vehicle).await?;
         Ok(VehicleRecord {
             org_id: org.id(),
             deleted_at: None,
@@ -656,4 +637,37 @@ impl Store for ThisStore {
         }
         Ok(())
     }
+}
+
+/// Inserts an EV of a live user of `org` (`NotFound` when the user is not live); on a pool or
+/// inside a transaction (onboarding creates EVs with their links).
+pub(super) async fn insert_vehicle<'e, E>(
+    executor: E,
+    org: OrgScope,
+    vehicle: &VehicleRecord,
+) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let done = sqlx::query(
+        "INSERT INTO electric_vehicles \
+         (id, org_id, user_id, building_id, price_zone, settings, state, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL)",
+    )
+    .bind(vehicle.id)
+    .bind(org.id())
+    .bind(vehicle.user_id)
+    .bind(vehicle.building_id)
+    .bind(vehicle.price_zone.as_str())
+    .bind(Json(&vehicle.settings))
+    .bind(JsonText(&vehicle.state))
+    .bind(vehicle.created_at)
+    .bind(vehicle.updated_at)
+    .execute(executor)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

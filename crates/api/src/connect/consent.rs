@@ -9,164 +9,20 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use voltplan_clouds::{CloudError, CloudVehicleRef};
 use voltplan_store::{AuthSessionOutcome, AuthSessionRecord, OrgScope, StoreError, VehicleRecord};
 
+use super::page::{
+    escape, forbidden_page, forgery_refusal, internal_error_page, not_found_page, page,
+    with_form_targets, with_page_headers,
+};
+use super::text::Lang;
 use crate::auth_session::relink_refusal;
-use crate::public_url::PublicUrl;
 use crate::state::AppState;
-
-/// Headers of every page: never cached (it carries a secret in its URL), never framed (an
-/// invisible frame could trick the driver into clicking *Allow*), a referrer only to this server
-/// itself (the secret URL must not reach the partner's site with the redirect; the form's own
-/// post then carries a real `Origin`, which the CSRF check compares), and nothing but inline
-/// style may load.
-const PAGE_HEADERS: [(HeaderName, &str); 4] = [
-    (header::CACHE_CONTROL, "no-store"),
-    (header::REFERRER_POLICY, "same-origin"),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-];
-
-/// The content security policy of every page. Forms may post only here; the consent page adds
-/// the partner's origins (`with_form_targets`), since Chrome applies `form-action` to the
-/// redirect that follows the post too.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
-                   base-uri 'none'; form-action 'self'";
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;\
-padding:0 1rem;color:#1f2328;line-height:1.5}h1{font-size:1.4rem}\
-button{font-size:1rem;padding:.6rem 1.4rem;margin:0 .5rem .5rem 0;border-radius:.4rem;\
-border:1px solid #8c959f;background:#f6f8fa;cursor:pointer}\
-button[value=allow]{background:#1a7f37;border-color:#1a7f37;color:#fff}small{color:#59636e}";
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A page; `body_html` must already be escaped.
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head>\
-         <body><h1>{title}</h1>{body_html}</body></html>\n",
-        title = escape(title),
-    );
-    with_page_headers((status, Html(html)).into_response())
-}
-
-fn with_page_headers(mut response: Response) -> Response {
-    for (name, value) in PAGE_HEADERS {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    response
-}
-
-/// Lets the consent form's post be redirected to the session's success and cancel URLs.
-fn with_form_targets(mut response: Response, session: &AuthSessionRecord) -> Response {
-    let mut policy = CSP.to_owned();
-    let urls = [&session.success_url, &session.cancel_url];
-    for url in urls.into_iter().flatten() {
-        let Ok(parsed) = url::Url::parse(url) else {
-            continue;
-        };
-        let origin = parsed.origin().ascii_serialization();
-        // A CSP source cannot name an IPv6 literal or an opaque origin ("null").
-        if origin.contains('[') || origin == "null" || policy.contains(&format!(" {origin}")) {
-            continue;
-        }
-        policy.push(' ');
-        policy.push_str(&origin);
-    }
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    response
-}
-
-/// Why a post must be refused as cross-site request forgery, if it must: a browser says where a
-/// form post comes from in `Sec-Fetch-Site` and `Origin`; a post another site made the driver's
-/// browser send could otherwise allow a re-link the driver never chose. A client sending
-/// neither header is no browser (or one too old to send either) and is let through.
-fn forgery_refusal(headers: &HeaderMap, public: &PublicUrl) -> Option<String> {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return Some(format!("Sec-Fetch-Site {site:?}"));
-    }
-    match headers.get(header::ORIGIN) {
-        Some(origin) if origin.as_bytes() != public.origin().as_bytes() => Some(format!(
-            "Origin {origin:?} is not the public URL's {:?} (is --public-url right?)",
-            public.origin()
-        )),
-        _ => None,
-    }
-}
-
-fn forbidden_page() -> Response {
-    page(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "<p>This form was sent from another site. Open the link your energy provider gave you \
-         and choose there.</p>",
-    )
-}
-
-fn not_found_page() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Link not found",
-        "<p>This link is unknown, has expired or has already been used. Ask your energy \
-         provider for a new one.</p>",
-    )
-}
-
-fn internal_error_page(cause: StoreError) -> Response {
-    if cause.is_unavailable() {
-        tracing::warn!(%cause, "consent page failed: database unavailable");
-        let mut response = page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again",
-            "<p>The service is busy. Please try again in a moment.</p>",
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(crate::error::RETRY_AFTER_UNAVAILABLE_SECS),
-        );
-        return response;
-    }
-    tracing::error!(%cause, "consent page failed");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "<p>Please try again in a moment.</p>",
-    )
-}
 
 /// How the vehicle is named to its driver: manufacturer and model, else its id.
 fn vehicle_name(vehicle: &VehicleRecord) -> String {
@@ -195,11 +51,11 @@ async fn open_session(
     let id = id
         .ok()
         .and_then(|Path(raw)| Uuid::parse_str(&raw).ok())
-        .ok_or_else(not_found_page)?;
+        .ok_or_else(|| not_found_page(Lang::En))?;
     let session = match state.store().get_auth_session(id).await {
         Ok(session) if session.is_open(now) => session,
-        Ok(_) | Err(StoreError::NotFound) => return Err(not_found_page()),
-        Err(e) => return Err(internal_error_page(e)),
+        Ok(_) | Err(StoreError::NotFound) => return Err(not_found_page(Lang::En)),
+        Err(e) => return Err(internal_error_page(Lang::En, e)),
     };
     let vehicle = match state
         .store()
@@ -208,8 +64,8 @@ async fn open_session(
     {
         Ok(vehicle) => vehicle,
         // Deleted since the session was created.
-        Err(StoreError::NotFound) => return Err(not_found_page()),
-        Err(e) => return Err(internal_error_page(e)),
+        Err(StoreError::NotFound) => return Err(not_found_page(Lang::En)),
+        Err(e) => return Err(internal_error_page(Lang::En, e)),
     };
     Ok((session, vehicle))
 }
@@ -237,8 +93,11 @@ pub async fn consent_page(
         expires = escape(&session.expires_at.format("%Y-%m-%d %H:%M").to_string()),
     );
     with_form_targets(
-        page(StatusCode::OK, "Reconnect your vehicle", &body),
-        &session,
+        page(StatusCode::OK, Lang::En, "Reconnect your vehicle", &body),
+        [&session.success_url, &session.cancel_url]
+            .into_iter()
+            .flatten()
+            .map(String::as_str),
     )
 }
 
@@ -268,7 +127,7 @@ pub async fn decide(
 ) -> Response {
     if let Some(why) = forgery_refusal(&headers, state.public_url()) {
         tracing::warn!(reason = %why, "refused a cross-site post to a consent page");
-        return forbidden_page();
+        return forbidden_page(Lang::En);
     }
     let now = state.now();
     let (session, vehicle) = match open_session(&state, id, now).await {
@@ -278,6 +137,7 @@ pub async fn decide(
     let Some(decision) = body.ok().as_deref().and_then(decision) else {
         return page(
             StatusCode::BAD_REQUEST,
+            Lang::En,
             "Choose Allow or Deny",
             "<p>The form was not understood. Go back and choose <em>Allow</em> or \
              <em>Deny</em>.</p>",
@@ -291,6 +151,7 @@ pub async fn decide(
         tracing::warn!(vehicle_id = %vehicle.id, reason = %why, "cannot re-link from the consent page");
         return page(
             StatusCode::CONFLICT,
+            Lang::En,
             "Cannot reconnect here",
             "<p>This vehicle cannot be reconnected through this page. Please contact your \
              energy provider.</p>",
@@ -308,8 +169,8 @@ pub async fn decide(
         .await
     {
         Ok(true) => {}
-        Ok(false) => return not_found_page(),
-        Err(e) => return internal_error_page(e),
+        Ok(false) => return not_found_page(Lang::En),
+        Err(e) => return internal_error_page(Lang::En, e),
     }
     match decision {
         Decision::Allow => {
@@ -366,21 +227,13 @@ fn finish(url: Option<&str>, title: &str, body_html: &str) -> Response {
             let response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
             with_page_headers(response)
         }
-        None => page(StatusCode::OK, title, body_html),
+        None => page(StatusCode::OK, Lang::En, title, body_html),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
-    }
 
     #[test]
     fn decisions_are_read_from_the_form() {
