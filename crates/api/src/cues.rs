@@ -29,12 +29,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::onboarding::{LANGUAGES, connect_url};
 use crate::public_url::PublicUrl;
 use crate::state::AppState;
-use crate::vehicles::out::{ActionOut, ResolutionLinkOut};
 
 /// How long a resolution link's secret is valid after the device was read (Podero: 1 h).
 const SECRET_LIFETIME: Duration = Duration::hours(1);
 
 pub(crate) const REAUTHENTICATE: &str = "reauthenticate";
+
+/// A pending action the partner must resolve (Podero §4.4).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionOut {
+    pub id: Uuid,
+    /// e.g. `reauthenticate`.
+    pub code: String,
+    pub resolution_link: ResolutionLinkOut,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolutionLinkOut {
+    pub url: String,
+    pub required_parameters: Vec<String>,
+}
 
 /// What a device's `actions` need to sign their links.
 pub struct CueLinks<'a> {
@@ -233,10 +247,11 @@ pub async fn resolve_cue(
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            LANGUAGES
-                .contains(&primary.as_str())
-                .then_some(primary)
-                .unwrap_or_else(|| "en".to_owned())
+            if LANGUAGES.contains(&primary.as_str()) {
+                primary
+            } else {
+                "en".to_owned()
+            }
         }
         _ => "en".to_owned(),
     };

@@ -17,8 +17,8 @@ use crate::auth::Principal;
 use crate::auth_session::{redirect_field, session_expiry};
 use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::{ApiError, ApiResult};
+use crate::schemas::ZONES;
 use crate::state::AppState;
-use crate::vehicles::write::ZONES;
 
 /// Podero's language enum. The Connect pages are written in English and German; the other
 /// languages are accepted (a partner's client may send them) and shown in English.

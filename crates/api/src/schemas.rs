@@ -85,3 +85,14 @@ pub enum WallboxConnection {
     Offline,
     NeverConnected,
 }
+
+/// The price zones' names, as every body that names a zone accepts them.
+pub(crate) const ZONES: [&str; 21] = {
+    let mut names = [""; 21];
+    let mut i = 0;
+    while i < 21 {
+        names[i] = voltplan_core::PriceZone::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};

@@ -15,7 +15,7 @@ use voltplan_core::Clock;
 use crate::cloud::VehicleCloud;
 use crate::link::TokenVault;
 use crate::sandbox::{SandboxCloud, SandboxConfig, SandboxError};
-use crate::smartcar::{SMARTCAR_CLOUD, SmartcarCloud, SmartcarConfig};
+use crate::smartcar::{SmartcarCloud, SmartcarConfig};
 
 /// A vehicle-cloud integration a device can be connected through (`device_model.cloud_service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,18 @@ pub const SANDBOX_CLOUD: CloudService = CloudService {
     name: "Voltplan sandbox",
     instructions: "Simulated vehicle: drive it with the sandbox endpoints (plug-in, unplug, drive, set-level).",
     signup_link: "",
+};
+
+/// Smartcar as a cloud service devices can be connected through.
+pub const SMARTCAR_CLOUD: CloudService = CloudService {
+    id: Uuid::from_u128(0x0195_0000_0000_7000_8000_5a4e_d60c_0002),
+    key: "smartcar",
+    name: "Smartcar",
+    instructions: "Real vehicle through Smartcar: the driver connects the car once on Voltplan's Connect page \
+                   (logging in to the car maker's account and granting battery, charge, charge control and \
+                   location access). Voltplan then reads the car and starts and stops charging through Smartcar; \
+                   Smartcar's per-vehicle limits apply, so readings can be minutes old.",
+    signup_link: "https://dashboard.smartcar.com/signup",
 };
 
 /// The makes Smartcar connects in Europe that drive electrically, by its `make` names

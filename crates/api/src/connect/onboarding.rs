@@ -15,7 +15,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 use voltplan_clouds::registry::{self, Brand, CloudEntry};
@@ -28,9 +28,9 @@ use voltplan_store::onboarding::{
 };
 use voltplan_store::{OrgScope, StoreError, VehicleRecord, new_vehicle};
 
-use super::browser::{self, cookie, cookie_or_new, form_token, form_token_ok, set_cookie};
+use super::browser::{self, cookie, cookie_or_new, form_token, set_cookie};
 use super::page::{
-    escape, forbidden_page, forgery_refusal, internal_error_page, not_found_page, page, see_other,
+    escape, forbidden_page, internal_error_page, not_found_page, page, refuse_forgery, see_other,
     with_form_targets,
 };
 use super::sandbox_login;
@@ -256,29 +256,6 @@ fn form(body: &[u8]) -> Form {
     Form { fields, vehicles }
 }
 
-/// Refuses a post another site (or another browser) made: the page to answer, if any.
-pub(super) fn refuse_forgery(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope: &str,
-    token: Option<&String>,
-    lang: Lang,
-) -> Option<Response> {
-    if let Some(why) = forgery_refusal(headers, state.public_url()) {
-        tracing::warn!(reason = %why, "refused a cross-site post to a connect page");
-        return Some(forbidden_page(lang));
-    }
-    let valid = match (cookie(headers), token) {
-        (Some(cookie), Some(token)) => form_token_ok(state.keys(), scope, &cookie, token),
-        _ => false,
-    };
-    if !valid {
-        tracing::warn!("refused a connect form without this browser's token");
-        return Some(forbidden_page(lang));
-    }
-    None
-}
-
 fn bad_form(lang: Lang) -> Response {
     let t = Text::of(lang);
     page(
@@ -383,9 +360,10 @@ struct Linked {
 }
 
 /// Why linking failed, as the partner's cancel URL is told (`reason`).
+/// (A refused code exchange is no refusal by the driver — the driver said yes at the login — so it
+/// is an `error`, like any other failure.)
 fn failure_reason(error: &CloudError) -> &'static str {
     match error {
-        CloudError::AuthorizationRevoked { .. } => "access_denied",
         CloudError::Unsupported => "vehicle_incompatible",
         _ => "error",
     }
@@ -636,7 +614,8 @@ fn vehicles_url(state: &AppState, id: Uuid) -> String {
 }
 
 fn candidate_name(c: &CandidateVehicle) -> String {
-    let name = [c.make.as_deref(), c.model.as_deref()]
+    let make = c.make.as_deref().map(display_make);
+    let name = [make.as_deref(), c.model.as_deref()]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
@@ -885,9 +864,6 @@ pub async fn choose_vehicles(
         Err(e) => internal_error_page(lang, e),
     }
 }
-
-/// How long a sandbox login's code is valid (Smartcar's codes: 10 minutes).
-pub(super) const CODE_LIFETIME: Duration = Duration::minutes(10);
 
 #[cfg(test)]
 mod tests {

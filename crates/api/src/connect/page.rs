@@ -6,8 +6,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use voltplan_store::StoreError;
 
+use super::browser::{cookie, form_token_ok};
 use super::text::{Lang, Text};
 use crate::public_url::PublicUrl;
+use crate::state::AppState;
 
 /// Headers of every page: never cached (it carries a secret in its URL), never framed (an
 /// invisible frame could trick the driver into clicking), a referrer only to this server itself
@@ -137,6 +139,29 @@ pub(crate) fn forgery_refusal(headers: &HeaderMap, public: &PublicUrl) -> Option
         )),
         _ => None,
     }
+}
+
+/// Refuses a post another site (or another browser) made: the page to answer, if any.
+pub(crate) fn refuse_forgery(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+    token: Option<&String>,
+    lang: Lang,
+) -> Option<Response> {
+    if let Some(why) = forgery_refusal(headers, state.public_url()) {
+        tracing::warn!(reason = %why, "refused a cross-site post to a connect page");
+        return Some(forbidden_page(lang));
+    }
+    let valid = match (cookie(headers), token) {
+        (Some(cookie), Some(token)) => form_token_ok(state.keys(), scope, &cookie, token),
+        _ => false,
+    };
+    if !valid {
+        tracing::warn!("refused a connect form without this browser's token");
+        return Some(forbidden_page(lang));
+    }
+    None
 }
 
 pub(crate) fn forbidden_page(lang: Lang) -> Response {

@@ -12,16 +12,19 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use chrono::Duration;
 use sha2::{Digest, Sha256};
 use voltplan_store::onboarding::CandidateVehicle;
 
 use super::browser::{self, cookie_or_new, form_token, set_cookie};
-use super::onboarding::{CODE_LIFETIME, refuse_forgery};
-use super::page::{escape, not_found_page, page, see_other};
+use super::page::{escape, not_found_page, page, refuse_forgery, see_other};
 use super::text::{Lang, Text};
 use crate::state::AppState;
 
 const CODE_PURPOSE: &str = "sandbox-code";
+
+/// How long a sandbox login's code is valid (Smartcar's codes: 10 minutes).
+const CODE_LIFETIME: Duration = Duration::minutes(10);
 
 /// The login page of an authorisation with this `state`.
 pub(super) fn login_url(state: &AppState, oauth_state: &str) -> String {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use voltplan_store::{StoreError, UserRecord, new_vehicle};
 
-pub(crate) use out::{ActionOut, DeviceModelOut, DeviceTypeOut, OwnerOut};
+pub(crate) use out::{DeviceModelOut, DeviceTypeOut, OwnerOut};
 pub use out::{ElectricVehicleDetailOut, ElectricVehicleOut, vehicle_detail, vehicle_out};
 use write::{ElectricVehicleWrite, VehiclePatch};
 

@@ -1,6 +1,7 @@
 //! The electric vehicle as the API shows it: the object of the seed page, field for field, with
 //! its types, nullability, enums and defaults, and its pending actions.
 
+use crate::cues::ActionOut;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -166,21 +167,6 @@ pub struct ElectricVehicleOut {
     pub last_boost_triggered_at: Option<DateTime<Utc>>,
     pub last_boost_ended_at: Option<DateTime<Utc>>,
     pub last_boost_end_reason: Option<String>,
-}
-
-/// A pending action the partner must resolve (Podero §4.4).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActionOut {
-    pub id: Uuid,
-    /// e.g. `reauthenticate`.
-    pub code: String,
-    pub resolution_link: ResolutionLinkOut,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResolutionLinkOut {
-    pub url: String,
-    pub required_parameters: Vec<String>,
 }
 
 /// The detail view: the list object plus the pending `actions`.

@@ -11,6 +11,7 @@ use voltplan_store::VehicleRecord;
 
 use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::ApiResult;
+use crate::schemas::ZONES;
 
 /// System-managed fields: accepted in a body (so a client can send back what it read) and ignored.
 pub(crate) const READ_ONLY: &[&str] = &[
@@ -145,16 +146,6 @@ pub(super) struct VehiclePatch {
     battery_capacity_kwh: Option<f64>,
     device_model: Option<DeviceModelPatch>,
 }
-
-pub(crate) const ZONES: [&str; 21] = {
-    let mut names = [""; 21];
-    let mut i = 0;
-    while i < 21 {
-        names[i] = PriceZone::ALL[i].as_str();
-        i += 1;
-    }
-    names
-};
 
 fn parse_device_model(f: &mut Fields, object: Map<String, Value>) -> Option<DeviceModelPatch> {
     let mut inner = Fields::new(

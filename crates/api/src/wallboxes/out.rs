@@ -12,7 +12,8 @@ use voltplan_core::vehicle::{BoostState, StatusLevel};
 use voltplan_store::{UserRecord, WallboxRecord};
 
 use crate::PublicUrl;
-use crate::vehicles::{ActionOut, DeviceModelOut, DeviceTypeOut, OwnerOut};
+use crate::cues::ActionOut;
+use crate::vehicles::{DeviceModelOut, DeviceTypeOut, OwnerOut};
 
 /// Where chargers open their WebSocket: the public URL's `ws://`/`wss://` form and this path (the
 /// charger appends `/{charge_point_id}`).

@@ -25,10 +25,6 @@ mod connect;
 mod errors;
 pub mod webhook;
 
-use uuid::Uuid;
-
-use crate::registry::CloudService;
-
 pub use client::{SmartcarCloud, SmartcarSetupError};
 pub use config::{BudgetConfig, CallBudget, SmartcarConfig, SmartcarMode};
 pub use connect::{DiscoveredVehicle, SCOPES};
@@ -37,14 +33,4 @@ pub use webhook::{
     challenge_response, merge, parse_event, verify_signature,
 };
 
-/// Smartcar as a cloud service devices can be connected through.
-pub const SMARTCAR_CLOUD: CloudService = CloudService {
-    id: Uuid::from_u128(0x0195_0000_0000_7000_8000_5a4e_d60c_0002),
-    key: "smartcar",
-    name: "Smartcar",
-    instructions: "Real vehicle through Smartcar: the driver connects the car once on Voltplan's Connect page \
-                   (logging in to the car maker's account and granting battery, charge, charge control and \
-                   location access). Voltplan then reads the car and starts and stops charging through Smartcar; \
-                   Smartcar's per-vehicle limits apply, so readings can be minutes old.",
-    signup_link: "https://dashboard.smartcar.com/signup",
-};
+pub use crate::registry::SMARTCAR_CLOUD;

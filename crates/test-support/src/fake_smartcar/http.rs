@@ -12,10 +12,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::FakeConfig;
 use super::model::{
-    AuthorizationCode, CODE_LIFETIME, FakeAction, FakeCommand, Grant, KNOWN_SCOPES, REFRESH_GRACE,
-    World, error_body, iso,
+    AuthorizationCode, CODE_LIFETIME, FakeAction, FakeCommand, FakeConfig, Grant, KNOWN_SCOPES,
+    REFRESH_GRACE, World, error_body, iso,
 };
 
 pub(crate) struct Shared {
@@ -79,6 +78,7 @@ fn bad_request_page(what: &str) -> Response {
 /// Checks Connect's parameters ("Redirect to Connect"); the message names the first problem.
 fn check_connect_params(
     config: &FakeConfig,
+    registered_later: &[String],
     params: &HashMap<String, String>,
 ) -> Result<(), String> {
     let get = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
@@ -88,6 +88,7 @@ fn check_connect_params(
     if !config
         .redirect_uris
         .iter()
+        .chain(registered_later)
         .any(|uri| uri == get("redirect_uri"))
     {
         return Err("redirect_uri is not registered for this application".into());
@@ -166,7 +167,8 @@ async fn authorize_page(
     State(shared): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(problem) = check_connect_params(&shared.config, &params) {
+    let registered_later = shared.world().redirect_uris.clone();
+    if let Err(problem) = check_connect_params(&shared.config, &registered_later, &params) {
         return bad_request_page(&problem);
     }
     Html(login_form(&shared.config, &params, None)).into_response()
@@ -192,7 +194,8 @@ async fn authorize_submit(
     State(shared): State<AppState>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(problem) = check_connect_params(&shared.config, &form) {
+    let registered_later = shared.world().redirect_uris.clone();
+    if let Err(problem) = check_connect_params(&shared.config, &registered_later, &form) {
         return bad_request_page(&problem);
     }
     let get = |name: &str| form.get(name).map(String::as_str).unwrap_or("");

@@ -34,51 +34,17 @@ mod model;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub use model::{FakeAction, FakeCommand, FakeVehicle};
+pub use model::{FakeAction, FakeCommand, FakeConfig, FakeVehicle};
 
 use http::Shared;
 use model::{Account, VehicleRecord, World};
-
-/// The fake application's registration and the fake's layout.
-#[derive(Debug, Clone)]
-pub struct FakeConfig {
-    pub client_id: String,
-    pub client_secret: String,
-    /// Redirect URIs registered for the application (Connect refuses others).
-    pub redirect_uris: Vec<String>,
-    /// The Application Management Token: signs webhooks, keys the VERIFY challenge.
-    pub management_token: String,
-    /// Path prefix of Connect (`{prefix}/oauth/authorize`); default none.
-    pub connect_prefix: String,
-    /// Path prefix of the authorization server (`{prefix}/oauth/token`); default none.
-    pub auth_prefix: String,
-    /// Path prefix of the Vehicles API; default `/v2.0`.
-    pub api_prefix: String,
-    /// The fake clock's start; default now, to the second.
-    pub start_time: DateTime<Utc>,
-}
-
-impl Default for FakeConfig {
-    fn default() -> Self {
-        FakeConfig {
-            client_id: "fake-client-id".to_owned(),
-            client_secret: "fake-client-secret".to_owned(),
-            redirect_uris: vec!["http://localhost/smartcar/callback".to_owned()],
-            management_token: "fake-application-management-token".to_owned(),
-            connect_prefix: String::new(),
-            auth_prefix: String::new(),
-            api_prefix: "/v2.0".to_owned(),
-            start_time: Utc::now().trunc_subsecs(0),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FakeError {
@@ -212,6 +178,12 @@ impl FakeSmartcar {
         format!("{}{}", self.base_url, self.config().api_prefix)
     }
 
+    /// Registers one more redirect URI for the application, as in Smartcar's dashboard (a test
+    /// learns its server's address after the fake started).
+    pub fn register_redirect_uri(&self, uri: &str) {
+        self.shared.world().redirect_uris.push(uri.to_owned());
+    }
+
     /// The fake's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.shared.world().now
@@ -301,6 +273,27 @@ impl FakeSmartcar {
             .get_mut(email)
             .ok_or_else(|| FakeError::UnknownAccount(email.to_owned()))?;
         account.revoked = true;
+        Ok(())
+    }
+
+    /// The driver grants access again (as a new Connect login after a revocation does): the
+    /// account logs in again, and the tokens issued before the revocation stay dead.
+    pub fn restore_account(&self, email: &str) -> Result<(), FakeError> {
+        let mut world = self.shared.world();
+        let user_id = world
+            .accounts
+            .get(email)
+            .map(|a| a.user_id.clone())
+            .ok_or_else(|| FakeError::UnknownAccount(email.to_owned()))?;
+        world
+            .access_tokens
+            .retain(|_, t| t.grant.user_id != user_id);
+        world
+            .refresh_tokens
+            .retain(|_, t| t.grant.user_id != user_id);
+        if let Some(account) = world.accounts.get_mut(email) {
+            account.revoked = false;
+        }
         Ok(())
     }
 

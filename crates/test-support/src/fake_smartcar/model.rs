@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -183,6 +183,8 @@ pub(crate) struct World {
     pub refresh_tokens: HashMap<String, RefreshToken>,
     pub codes: HashMap<String, AuthorizationCode>,
     pub token_requests: usize,
+    /// Redirect URIs registered after the start (`FakeSmartcar::register_redirect_uri`).
+    pub redirect_uris: Vec<String>,
 }
 
 impl World {
@@ -195,6 +197,7 @@ impl World {
             refresh_tokens: HashMap::new(),
             codes: HashMap::new(),
             token_requests: 0,
+            redirect_uris: Vec::new(),
         }
     }
 
@@ -281,4 +284,38 @@ pub(crate) fn error_body(
 /// RFC 3339 with milliseconds, as Smartcar's `sc-data-age` examples.
 pub(crate) fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The fake application's registration and the fake's layout.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Redirect URIs registered for the application (Connect refuses others).
+    pub redirect_uris: Vec<String>,
+    /// The Application Management Token: signs webhooks, keys the VERIFY challenge.
+    pub management_token: String,
+    /// Path prefix of Connect (`{prefix}/oauth/authorize`); default none.
+    pub connect_prefix: String,
+    /// Path prefix of the authorization server (`{prefix}/oauth/token`); default none.
+    pub auth_prefix: String,
+    /// Path prefix of the Vehicles API; default `/v2.0`.
+    pub api_prefix: String,
+    /// The fake clock's start; default now, to the second.
+    pub start_time: DateTime<Utc>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            client_id: "fake-client-id".to_owned(),
+            client_secret: "fake-client-secret".to_owned(),
+            redirect_uris: vec!["http://localhost/smartcar/callback".to_owned()],
+            management_token: "fake-application-management-token".to_owned(),
+            connect_prefix: String::new(),
+            auth_prefix: String::new(),
+            api_prefix: "/v2.0".to_owned(),
+            start_time: Utc::now().trunc_subsecs(0),
+        }
+    }
 }
