@@ -35,9 +35,9 @@ color:#1f2328;line-height:1.5}\
 main{max-width:32rem;margin:3rem auto;padding:2rem 1.5rem;background:#fff;border-radius:.75rem;\
 box-shadow:0 1px 3px rgba(0,0,0,.08)}\
 @media (max-width:36rem){main{margin:0;border-radius:0;min-height:100vh;padding:1.5rem 1rem}}\
-h1{font-size:1.4rem;margin:0 0 .75rem}p{margin:.5rem 0 1rem}\
+h1{font-size:1.4rem;line-height:1.25;margin:0 0 .75rem}p{margin:.5rem 0 1rem}\
 .steps{font-size:.85rem;color:#59636e;margin-bottom:1rem}\
-fieldset{border:0;padding:0;margin:0 0 1rem}legend{font-weight:600;margin-bottom:.5rem}\
+fieldset{border:0;padding:0;margin:0 0 1rem}legend{font-weight:600;margin-bottom:.5rem;padding:0}\
 .choice{display:flex;align-items:center;gap:.75rem;padding:.7rem .9rem;margin:.4rem 0;\
 border:1px solid #d0d7de;border-radius:.5rem;cursor:pointer;background:#fff}\
 .choice:hover{border-color:#0969da}.choice input{width:1.1rem;height:1.1rem;margin:0}\
@@ -46,6 +46,7 @@ label.field{display:block;margin:.6rem 0 .2rem;font-weight:600}\
 input[type=email],input[type=password],input[type=text]{width:100%;font-size:1rem;\
 padding:.55rem .6rem;border:1px solid #8c959f;border-radius:.4rem}\
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:1.25rem}\
+button,input{font-family:inherit}\
 button{font-size:1rem;padding:.65rem 1.3rem;border-radius:.45rem;border:1px solid #8c959f;\
 background:#f6f8fa;color:#1f2328;cursor:pointer}\
 button.primary{background:#1a7f37;border-color:#1a7f37;color:#fff}\
