@@ -30,7 +30,8 @@ pub struct DeviceModelOut {
     /// Id of the vehicle cloud the device is connected through.
     pub cloud_service: Option<Uuid>,
     /// Extension: the vehicle identification number, when the car's cloud shared it at
-    /// onboarding (read-only).
+    /// onboarding (read-only); absent otherwise, so the seed's object is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vin: Option<String>,
 }
 

@@ -59,6 +59,7 @@ pub(crate) const DEVICE_MODEL_READ_ONLY: &[&str] = &[
     "cloud_service_instructions",
     "cloud_service_signup_link",
     "cloud_service",
+    "vin",
 ];
 
 /// What a charge-point id may be: what OCPP 1.6 allows in an identity (at most 48 characters)
