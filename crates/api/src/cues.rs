@@ -9,6 +9,7 @@
 //! bearer token is not needed, but one that is sent must belong to the secret's organisation.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -155,8 +156,20 @@ async fn check_bearer(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CueQuery {
-    /// The secret from the action's `resolution_link.url`.
-    secret: String,
+    /// The secret from the action's `resolution_link.url`. Required: without it (or with a wrong
+    /// one) no cue is found.
+    #[param(required = true)]
+    secret: Option<String>,
+}
+
+impl CueQuery {
+    /// The secret, or the 404 of a cue that cannot be named without it.
+    fn secret(query: Result<Query<CueQuery>, QueryRejection>) -> Result<String, ApiError> {
+        query
+            .ok()
+            .and_then(|Query(q)| q.secret)
+            .ok_or(ApiError::NotFound)
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -230,12 +243,12 @@ async fn pending_vehicle(state: &AppState, t: &CueTarget) -> Result<VehicleRecor
 pub async fn resolve_cue(
     State(state): State<AppState>,
     Path(path): Path<CuePath>,
-    Query(query): Query<CueQuery>,
+    query: Result<Query<CueQuery>, QueryRejection>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> ApiResult<Json<ResolveOut>> {
     let cue_id = Uuid::parse_str(&path.cue_id).map_err(|_| ApiError::NotFound)?;
-    let t = target(&state, cue_id, &query.secret)?;
+    let t = target(&state, cue_id, &CueQuery::secret(query)?)?;
     check_bearer(&state, &headers, &t).await?;
     let mut f = Fields::new(body, ResolveIn::FIELDS, &[]);
     let success = first_url(&mut f, "successUrl", "success_url");
@@ -355,12 +368,12 @@ pub struct CueStateOut {
 pub async fn report_cue_state(
     State(state): State<AppState>,
     Path(path): Path<CuePath>,
-    Query(query): Query<CueQuery>,
+    query: Result<Query<CueQuery>, QueryRejection>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> ApiResult<Json<CueStateOut>> {
     let cue_id = Uuid::parse_str(&path.cue_id).map_err(|_| ApiError::NotFound)?;
-    let t = target(&state, cue_id, &query.secret)?;
+    let t = target(&state, cue_id, &CueQuery::secret(query)?)?;
     check_bearer(&state, &headers, &t).await?;
     let mut f = Fields::new(body, CueStateIn::FIELDS, &[]);
     let report = f.one_of("state", &["success", "fail"]);

@@ -37,6 +37,7 @@ write_body! {
         #[schema(pattern = "^(sv|de|en|hu|it|et|pl|ro)$")]
         language: String,
         /// The price zone of the devices created.
+        #[schema(value_type = crate::schemas::PriceZone)]
         price_zone_default: String,
         /// `is_smart_optimization_active` of the devices created. Default `false`, as for a
         /// device created through the API.
