@@ -139,6 +139,18 @@ fn session_out(state: &AppState, s: OnboardingSessionRecord) -> OnboardingOut {
     }
 }
 
+/// Whether a key or string anywhere in `value` holds a NUL, which PostgreSQL's JSONB refuses.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || holds_nul(item)),
+        _ => false,
+    }
+}
+
 /// The largest `external_metadata` accepted, serialised.
 const MAX_METADATA_BYTES: usize = 4096;
 
@@ -238,6 +250,12 @@ pub async fn create_onboarding(
                     "external_metadata",
                     "too_long",
                     format!("At most {MAX_METADATA_BYTES} bytes of JSON"),
+                );
+            } else if holds_nul(&value) {
+                f.error(
+                    "external_metadata",
+                    "value_error",
+                    "No key or string may contain a NUL character (\\u0000)",
                 );
             }
             value

@@ -168,6 +168,12 @@ async fn partners_create_and_read_onboarding_sessions() {
             ],
             "{error}"
         );
+        // PostgreSQL's JSONB cannot hold a NUL: refused as input, not a 500.
+        let mut body = body_for(user);
+        body["external_metadata"] = json!({"a\0": [{"b": "c\0"}]});
+        let (status, error) = s.post(&t.token, ONBOARDING, body).await;
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(invalid_fields(&error), ["external_metadata"]);
         let (status, _) = s.get(&t.token, &format!("{ONBOARDING}/not-a-uuid")).await;
         assert_eq!(status, 404);
         s.stop().await;
