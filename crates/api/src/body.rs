@@ -457,6 +457,32 @@ impl Fields {
         })
     }
 
+    /// A list of at most `max_items` strings, each one of `allowed`; repeats are dropped.
+    pub fn list_of(&mut self, key: &str, allowed: &[&str], max_items: usize) -> Patch<Vec<String>> {
+        self.field(key, "list_type", |v| {
+            let items = v
+                .as_array()
+                .ok_or_else(|| "Input should be a valid list".to_owned())?;
+            if items.len() > max_items {
+                return Err(format!("List should have at most {max_items} items"));
+            }
+            let mut list: Vec<String> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) if allowed.contains(&s) => {
+                        if !list.iter().any(|known| known == s) {
+                            list.push(s.to_owned());
+                        }
+                    }
+                    _ => {
+                        return Err(format!("Item {i} should be one of: {}", allowed.join(", ")));
+                    }
+                }
+            }
+            Ok(list)
+        })
+    }
+
     pub fn datetime(&mut self, key: &str) -> Patch<DateTime<Utc>> {
         self.field(key, "datetime_parsing", |v| {
             v.as_str()

@@ -18,6 +18,7 @@ const DESCRIPTION: &str = include_str!("openapi_description.md");
         (name = "Users"), (name = "User Buildings"), (name = "User Electric Vehicles"),
         (name = "Device Onboarding Sessions", description = "Drivers connect their own cars: a session, and the Connect pages it opens"),
         (name = "Cues", description = "Pending actions of devices (re-authentication), started and reported by their signed links"),
+        (name = "Webhooks", description = "Subscriptions to signed events (Standard Webhooks), their secrets and delivery logs; not part of the Podero API"),
         (name = "Devices", description = "Organisation-wide device figures"),
         (name = "Sandbox", description = "Drive the simulated EVs of the built-in sandbox; not part of the Podero API"),
         (name = "Trading", description = "Day-ahead price uploads (Podero-compatible)"),
@@ -325,6 +326,8 @@ const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
     ("AuthSessionIn", &[]),
     ("DriveIn", &[]),
     ("SetLevelIn", &[]),
+    ("WebhookWrite", crate::webhooks::READ_ONLY),
+    ("RotateSecretWrite", &[]),
 ];
 
 /// Bodies that ignore unknown keys (OAuth2, RFC 6749 §3.2) but refuse control characters in
@@ -340,6 +343,7 @@ const CREATE_SCHEMAS: &[(&str, &str, &str, &[&str])] = &[
         "BuildingCreate",
         &["name"],
     ),
+    ("create_webhook", "WebhookWrite", "WebhookCreate", &["url"]),
 ];
 
 /// One line of text: no control character (what [`crate::body::Fields::string`] refuses).

@@ -25,6 +25,7 @@ mod state;
 mod users;
 mod vehicles;
 mod wallboxes;
+mod webhooks;
 mod webhooks_in;
 
 pub use auth::secret::{generate_client_id, generate_client_secret, hash_secret};
@@ -81,6 +82,17 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
         .routes(routes!(onboarding::get_onboarding))
         .routes(routes!(cues::resolve_cue))
         .routes(routes!(cues::report_cue_state))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(plan::get_plan))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::vehicle_savings))

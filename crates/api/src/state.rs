@@ -37,6 +37,9 @@ pub struct ApiConfig {
     /// Seals cloud tokens and signs cue secrets and the Connect pages' tokens
     /// (`VOLTPLAN_SECRET_KEYS`; a random key for this process when none is configured).
     pub secret_keys: Arc<KeyRing>,
+    /// Webhook URLs may be plain `http` to a loopback address (tests, a receiver on the same
+    /// host); otherwise only `https` to public addresses.
+    pub allow_http_loopback_webhooks: bool,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +55,7 @@ impl Default for ApiConfig {
             public_url: PublicUrl::default(),
             ocpp: crate::ocpp::OcppConfig::default(),
             secret_keys: Arc::new(KeyRing::ephemeral()),
+            allow_http_loopback_webhooks: false,
         }
     }
 }
@@ -169,6 +173,10 @@ impl AppState {
 
     pub fn store(&self) -> &dyn Store {
         self.0.store.as_ref()
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

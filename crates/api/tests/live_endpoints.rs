@@ -341,6 +341,7 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
                     clear_boost_for_next_session: false,
                     clear_boost_request: None,
                     command_outcomes: Vec::new(),
+                    events: Vec::new(),
                     sessions: Vec::new(),
                     reading: None,
                 },
@@ -782,6 +783,7 @@ async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
             clear_boost_for_next_session: false,
             clear_boost_request: None,
             command_outcomes: Vec::new(),
+            events: Vec::new(),
             sessions: Vec::new(),
             reading: None,
         };

@@ -80,16 +80,28 @@ impl Charger {
     /// The next event matching `wanted`, within 60 s (generous: a loaded CI machine starts Python
     /// slowly, and a poll ends as soon as the event is there).
     async fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.expect_within(what, wanted, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("no {what} from the charge point within 60 s"))
+    }
+
+    /// The next event matching `wanted` within `limit`, or `None`.
+    async fn expect_within(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&Value) -> bool,
+        limit: Duration,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + limit;
         loop {
             let line = timeout_at(deadline, self.lines.next_line())
                 .await
-                .unwrap_or_else(|_| panic!("no {what} from the charge point within 60 s"))
+                .ok()?
                 .expect("the charge point's output")
                 .unwrap_or_else(|| panic!("the charge point ended before {what}"));
             let event: Value = serde_json::from_str(&line).expect("a JSON line");
             if wanted(&event) {
-                return event;
+                return Some(event);
             }
         }
     }
@@ -619,6 +631,25 @@ async fn next_profile(charger: &mut Charger) -> Value {
         .clone()
 }
 
+/// Cycles the worker until the charger receives a SetChargingProfile (at most a minute): a cycle
+/// that ran before the charger's StartTransaction was stored plans nothing, the next one does.
+async fn profile_after_cycles(worker: &voltplan_worker::Worker, charger: &mut Charger) -> Value {
+    for _ in 0..12 {
+        worker.run_once().await.unwrap();
+        if let Some(event) = charger
+            .expect_within(
+                "SetChargingProfile",
+                |e| e["event"] == "received" && e["frame"][2] == "SetChargingProfile",
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            return event["frame"][3]["csChargingProfiles"].clone();
+        }
+    }
+    panic!("no SetChargingProfile from the charge point within a minute of cycles")
+}
+
 /// `(startPeriod, limit)` of a profile's periods.
 fn periods(profile: &Value) -> Vec<(i64, f64)> {
     profile["chargingSchedule"]["chargingSchedulePeriod"]
@@ -806,8 +837,7 @@ async fn pause_holds_the_charger_at_zero_and_an_offline_charger_is_shown_and_com
                 json!({"connectorId": 1, "idTag": "HOME", "meterStart": 0, "timestamp": "2026-11-26T12:00:00Z"}),
             )
             .await;
-        worker.run_once().await.unwrap();
-        let at_once = next_profile(&mut charger).await;
+        let at_once = profile_after_cycles(&worker, &mut charger).await;
         assert_eq!(periods(&at_once)[0].1, 15.9, "{at_once}");
 
         // Paused for two hours: within one cycle the charger is held at zero until then.

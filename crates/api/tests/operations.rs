@@ -159,6 +159,40 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/partners/v2.0/prices/fetch-status"),
     ("get", "/healthz"),
     ("get", "/metrics"),
+    ("get", "/api/partners/v2.0/org/{org_id}/webhooks"),
+    ("post", "/api/partners/v2.0/org/{org_id}/webhooks"),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}",
+    ),
+    (
+        "delete",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}/test",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}/rotate-secret",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}/deliveries",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+    ),
 ];
 
 #[tokio::test]

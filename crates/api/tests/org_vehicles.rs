@@ -47,6 +47,7 @@ async fn set_states(s: &TestServer, states: &[(Uuid, EvState)]) {
                 clear_boost_for_next_session: false,
                 clear_boost_request: None,
                 command_outcomes: Vec::new(),
+                events: Vec::new(),
                 sessions: Vec::new(),
                 reading: None,
             };

@@ -70,6 +70,8 @@ pub struct DemoArgs {
     pub seed: u64,
     #[command(flatten)]
     pub clouds: crate::runtime::CloudArgs,
+    #[command(flatten)]
+    pub webhooks: crate::runtime::WebhookArgs,
 }
 
 /// SMARD 2024 quarter-hour day-ahead prices (CC BY 4.0, © Bundesnetzagentur | SMARD.de).
@@ -211,6 +213,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
 
     let config = ApiConfig {
         public_url: public_url_or_bind(args.public_url.clone(), args.bind),
+        allow_http_loopback_webhooks: args.webhooks.webhooks_allow_http_loopback,
         ..ApiConfig::default()
     };
     let base = format!("http://{}", args.bind);
@@ -269,11 +272,22 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     );
     println!();
 
+    let worker_config = demo_worker_config(args.speed);
+    // Signed with real time: receivers check `webhook-timestamp` against their own clocks.
+    let deliverer = args
+        .webhooks
+        .deliverer(
+            &store,
+            &clock,
+            &config.secret_keys,
+            &worker_config.worker_id,
+        )?
+        .with_wire_clock(Arc::new(SystemClock));
     let worker = Worker::new(
         store.clone(),
         args.clouds.clouds(&clouds),
         clock.clone(),
-        demo_worker_config(args.speed),
+        worker_config,
     );
     // Tokens live on real time: simulated time would expire a 10-hour token in 10 minutes at 60x.
     let state =
@@ -283,7 +297,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
 
-    let background = Background::start(worker, None);
+    let background = Background::start(worker, deliverer, None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let drivers_task = {
         let mut rx = stop_rx.clone();

@@ -16,6 +16,7 @@ use voltplan_store::sealed::KeyRing;
 use voltplan_store::{ConnectOptions, NewApiClient, OrgScope, Store};
 use voltplan_worker::budget::CallBudget;
 use voltplan_worker::price_fetch::PriceFetcher;
+use voltplan_worker::webhooks::{Deliverer, DeliveryConfig};
 use voltplan_worker::{Clouds, Worker};
 
 /// Default database: a SQLite file in the working directory, created and migrated on start.
@@ -374,18 +375,63 @@ pub fn build_clouds(
     registry::build(&config, clock.clone(), Some(&vaults)).context("starting the vehicle clouds")
 }
 
-/// The worker and the price fetcher, running until [`Background::stop`].
+/// How the worker delivers webhooks (`docs/webhooks.md`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// Accept webhook URLs in plain `http` to a loopback address (a receiver on this host, tests).
+    /// Without it only `https` URLs to public addresses are accepted and called.
+    #[arg(long, env = "VOLTPLAN_WEBHOOKS_ALLOW_HTTP_LOOPBACK")]
+    pub webhooks_allow_http_loopback: bool,
+    /// One delivery attempt's time limit, seconds.
+    #[arg(long, env = "VOLTPLAN_WEBHOOK_TIMEOUT", default_value_t = 10.0)]
+    pub webhook_timeout: f64,
+    /// Delivery attempts in flight at once, per worker.
+    #[arg(long, env = "VOLTPLAN_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    pub webhook_concurrency: usize,
+}
+
+impl WebhookArgs {
+    /// The deliverer of a worker named `worker_id`.
+    pub fn deliverer(
+        &self,
+        store: &Arc<dyn Store>,
+        clock: &Arc<dyn Clock>,
+        keys: &Arc<KeyRing>,
+        worker_id: &str,
+    ) -> anyhow::Result<Deliverer> {
+        let mut config = DeliveryConfig::new(worker_id);
+        config.allow_http_loopback = self.webhooks_allow_http_loopback;
+        config.timeout = seconds("--webhook-timeout", self.webhook_timeout)?;
+        config.concurrency = self.webhook_concurrency.max(1);
+        Deliverer::new(store.clone(), clock.clone(), keys.clone(), config)
+            .context("building the webhook client")
+    }
+}
+
+/// The worker, the webhook deliverer and the price fetcher, running until [`Background::stop`].
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     worker: tokio::task::JoinHandle<Result<(), voltplan_worker::WorkerError>>,
-    fetcher: Option<tokio::task::JoinHandle<()>>,
+    others: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
-    /// Starts `worker` and, when there is one, `fetcher` on the runtime.
-    pub fn start(worker: Worker, fetcher: Option<Arc<PriceFetcher>>) -> Background {
+    /// Starts `worker`, `deliverer` and, when there is one, `fetcher` on the runtime.
+    pub fn start(
+        worker: Worker,
+        deliverer: Deliverer,
+        fetcher: Option<Arc<PriceFetcher>>,
+    ) -> Background {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut worker_stop = stopped.clone();
+        let mut deliver_stop = stopped.clone();
+        let delivering = tokio::spawn(async move {
+            deliverer
+                .run(async move {
+                    let _ = deliver_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
         let worker = tokio::spawn(async move {
             worker
                 .run(async move {
@@ -406,15 +452,15 @@ impl Background {
         Background {
             stop,
             worker,
-            fetcher,
+            others: std::iter::once(delivering).chain(fetcher).collect(),
         }
     }
 
-    /// Stops both and waits for them (the worker releases its leases).
+    /// Stops them all and waits for them (the worker releases its leases).
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.worker.await??;
-        if let Some(task) = self.fetcher {
+        for task in self.others {
             task.await?;
         }
         Ok(())

@@ -11,9 +11,9 @@ use voltplan_core::{Clock, SystemClock};
 use voltplan_store::ConnectOptions;
 
 use crate::runtime::{
-    Background, CloudArgs, DatabaseArgs, TimeoutArgs, build_clouds, create_org_and_client,
-    default_worker_id, open_store_with, price_fetcher, print_credentials, public_url_or_bind,
-    redact, shutdown_signal,
+    Background, CloudArgs, DatabaseArgs, TimeoutArgs, WebhookArgs, build_clouds,
+    create_org_and_client, default_worker_id, open_store_with, price_fetcher, print_credentials,
+    public_url_or_bind, redact, shutdown_signal,
 };
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +38,8 @@ pub struct ServeArgs {
     pub with_worker: bool,
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// A reverse proxy (an address or a CIDR such as `10.0.0.0/8`) whose `X-Forwarded-For` is
     /// believed: the client is the right-most address in it that is not a trusted proxy.
     /// Repeat the flag, or comma-separate in the environment. Default: none (the peer address).
@@ -79,6 +81,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.timeouts.request_timeout()?,
         health_timeout: args.timeouts.health_timeout()?,
         secret_keys: keys.clone(),
+        allow_http_loopback_webhooks: args.webhooks.webhooks_allow_http_loopback,
         ..ApiConfig::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -105,13 +108,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             serde_json::to_value(fetcher.status()).unwrap_or(serde_json::Value::Null)
         }));
     }
+    let worker_id = default_worker_id();
+    let deliverer = args.webhooks.deliverer(&store, &clock, &keys, &worker_id)?;
     let worker = voltplan_worker::Worker::new(
         store,
         args.clouds.clouds(&clouds),
         clock,
-        voltplan_worker::WorkerConfig::new(default_worker_id()),
+        voltplan_worker::WorkerConfig::new(worker_id),
     );
-    let background = Background::start(worker, fetcher);
+    let background = Background::start(worker, deliverer, fetcher);
     voltplan_api::serve(listener, state, shutdown_signal()).await?;
     background.stop().await
 }

@@ -7,7 +7,7 @@ use voltplan_worker::{Worker, WorkerConfig};
 
 use crate::runtime::DatabaseArgs;
 use crate::runtime::{
-    Background, CloudArgs, build_clouds, default_worker_id, open_store, price_fetcher,
+    Background, CloudArgs, WebhookArgs, build_clouds, default_worker_id, open_store, price_fetcher,
     shutdown_signal,
 };
 
@@ -26,6 +26,8 @@ pub struct WorkerArgs {
     pub concurrency: usize,
     #[command(flatten)]
     pub clouds: CloudArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
@@ -40,8 +42,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.concurrency = args.concurrency;
     tracing::info!(worker_id = %config.worker_id, "worker starting");
     let fetcher = price_fetcher(&store, &clock)?.map(Arc::new);
+    let deliverer = args
+        .webhooks
+        .deliverer(&store, &clock, &keys, &config.worker_id)?;
     let worker = Worker::new(store, args.clouds.clouds(&clouds), clock, config);
-    let background = Background::start(worker, fetcher);
+    let background = Background::start(worker, deliverer, fetcher);
     shutdown_signal().await;
     background.stop().await
 }

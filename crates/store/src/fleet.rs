@@ -100,6 +100,9 @@ pub struct CycleOutcome {
     /// before sending (see [`FleetStore::record_command`]), so a crash leaves it `sent`, and a
     /// worker taking over awaits it rather than sending it again.
     pub command_outcomes: Vec<CommandOutcome>,
+    /// Webhook events this cycle's changes cause: written to the outbox with the fenced write,
+    /// so a worker that lost its lease tells nobody about changes it did not make.
+    pub events: Vec<voltplan_core::events::Event>,
 }
 
 /// A command's new `outcome` and `detail`.

@@ -19,6 +19,7 @@ mod sql;
 mod sqlite;
 pub mod wallbox_fleet;
 mod wallboxes;
+pub mod webhooks;
 // `shared/` holds no module of its own: `sqlite.rs` and `postgres.rs` each compile its files.
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
@@ -32,6 +33,7 @@ pub use prices::*;
 pub use records::*;
 pub use wallbox_fleet::WallboxFleetStore;
 pub use wallboxes::{ChargerLogin, WallboxRecord, WallboxStore, new_wallbox};
+pub use webhooks::WebhookStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -145,6 +147,7 @@ pub trait Store:
     + WallboxFleetStore
     + OnboardingStore
     + CloudLinkStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

@@ -81,6 +81,9 @@ mod shared_wallbox_fleet;
 #[allow(clippy::duplicate_mod)]
 #[path = "shared/wallboxes.rs"]
 mod shared_wallboxes;
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/webhooks.rs"]
+mod shared_webhooks;
 
 crate::prices::price_store_impl!(PgStore, db = Postgres);
 crate::auth_sessions::auth_session_store_impl!(PgStore);
@@ -140,6 +143,7 @@ impl PgStore {
         let mut sessions: HashMap<Uuid, &SessionRecord> = HashMap::new();
         let mut readings: Vec<&ReadingRecord> = Vec::new();
         let mut commands: HashMap<&str, &CommandOutcome> = HashMap::new();
+        let mut events = Vec::new();
         for &i in &bulk {
             let (lease, outcome) = &outcomes[i];
             for c in &outcome.command_outcomes {
@@ -153,10 +157,12 @@ impl PgStore {
                 sessions.insert(s.id, s);
             }
             readings.extend(&outcome.reading);
+            events.extend_from_slice(&outcome.events);
         }
         Self::upsert_sessions_in(tx, sessions.into_values()).await?;
         Self::append_readings_in(tx, &readings).await?;
         Self::set_command_outcomes_in(tx, commands.into_values()).await?;
+        Self::append_events_in(tx, &events).await?;
         Ok(written)
     }
 

@@ -75,6 +75,9 @@ mod shared_wallbox_fleet;
 #[allow(clippy::duplicate_mod)]
 #[path = "shared/wallboxes.rs"]
 mod shared_wallboxes;
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/webhooks.rs"]
+mod shared_webhooks;
 
 crate::prices::price_store_impl!(SqliteStore, db = Sqlite);
 crate::auth_sessions::auth_session_store_impl!(SqliteStore);

@@ -42,6 +42,8 @@ pub struct WallboxOutcome {
     pub reading: Option<ReadingRecord>,
     /// Calls to the charger to queue (SetChargingProfile, RemoteStart/StopTransaction).
     pub calls: Vec<OcppCommand>,
+    /// Webhook events of this cycle, written with the fenced finish (the outbox).
+    pub events: Vec<voltplan_core::events::Event>,
 }
 
 #[async_trait]

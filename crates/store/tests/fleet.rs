@@ -59,6 +59,7 @@ fn outcome(c: &ClaimedVehicle, level: i32) -> CycleOutcome {
             price_eur_mwh: Some(-3.5),
         }),
         command_outcomes: Vec::new(),
+        events: Vec::new(),
     }
 }
 

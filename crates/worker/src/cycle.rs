@@ -64,13 +64,13 @@ impl<K: DeviceKind> Cycler<'_, K> {
             Read::Reading(reading) => reading,
             Read::Unread(why) => {
                 let next = self.kind.unread(&claimed, &mut work, &why, step);
-                return self.finish_unread(&claimed, work, next, false);
+                return self.finish_unread(&claimed, work, next, false, now);
             }
             Read::Deferred(retry_at) => {
                 // Nothing was learnt: everything stays as it was, only the next cycle moves.
                 tracing::debug!(%retry_at, "call budget spent; read deferred");
                 let next = retry_at.max(now + self.config.min_interval);
-                return self.finish_unread(&claimed, work, next, true);
+                return self.finish_unread(&claimed, work, next, true, now);
             }
         };
 
@@ -94,7 +94,7 @@ impl<K: DeviceKind> Cycler<'_, K> {
         } else {
             stored_plan.map(str::to_owned)
         };
-        let mut result = self.finish(&claimed, work, plan_json, next, steered)?;
+        let mut result = self.finish(&claimed, work, plan_json, next, steered, now)?;
         result.replanned = planned.replanned;
         Ok(result)
     }
@@ -107,9 +107,11 @@ impl<K: DeviceKind> Cycler<'_, K> {
         work: Work<K>,
         next_cycle_at: DateTime<Utc>,
         deferred: bool,
+        now: DateTime<Utc>,
     ) -> Result<CycleResult<K::Outcome>, WorkerError> {
         let plan = K::documents(claimed).1.map(str::to_owned);
-        let mut result = self.finish(claimed, work, plan, next_cycle_at, Steered::default())?;
+        let mut result =
+            self.finish(claimed, work, plan, next_cycle_at, Steered::default(), now)?;
         result.deferred = deferred;
         Ok(result)
     }
@@ -121,8 +123,16 @@ impl<K: DeviceKind> Cycler<'_, K> {
         plan_json: Option<String>,
         next_cycle_at: DateTime<Utc>,
         steered: Steered,
+        now: DateTime<Utc>,
     ) -> Result<CycleResult<K::Outcome>, WorkerError> {
-        let outcome = K::outcome(claimed, work, plan_json, next_cycle_at, steered.outcomes)?;
+        let outcome = K::outcome(
+            claimed,
+            work,
+            plan_json,
+            next_cycle_at,
+            steered.outcomes,
+            now,
+        )?;
         // Written with the rest of the batch, in one transaction (see `run_once`).
         Ok(CycleResult {
             finish: (K::lease(claimed).clone(), outcome),

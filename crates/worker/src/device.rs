@@ -219,5 +219,6 @@ pub(crate) trait DeviceKind: Sync {
         plan_json: Option<String>,
         next_cycle_at: DateTime<Utc>,
         commands: Vec<CommandOutcome>,
+        now: DateTime<Utc>,
     ) -> Result<Self::Outcome, serde_json::Error>;
 }

@@ -19,7 +19,7 @@ use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, W
 use crate::monitor::Observed;
 use crate::replan::{plan_drifted, plan_inputs_hash};
 use crate::runtime::{CommandKind, VehicleRuntime};
-use crate::{boost, monitor, schedule, session, steer};
+use crate::{boost, events, monitor, schedule, session, steer};
 
 /// Electric vehicles, reached through their vehicle clouds.
 pub(crate) struct ElectricVehicles<'a> {
@@ -295,17 +295,20 @@ impl DeviceKind for ElectricVehicles<'_> {
     }
 
     fn outcome(
-        _claimed: &ClaimedVehicle,
+        claimed: &ClaimedVehicle,
         work: Work<Self>,
         plan_json: Option<String>,
         next_cycle_at: DateTime<Utc>,
         commands: Vec<CommandOutcome>,
+        now: DateTime<Utc>,
     ) -> Result<CycleOutcome, serde_json::Error> {
         let Work {
             state,
             runtime,
             writes,
         } = work;
+        let events =
+            events::ev_events(claimed, &state, plan_json.as_deref(), &writes.sessions, now);
         Ok(CycleOutcome {
             state,
             runtime: serde_json::to_string(&runtime)?,
@@ -316,6 +319,7 @@ impl DeviceKind for ElectricVehicles<'_> {
             sessions: writes.sessions,
             reading: writes.reading,
             command_outcomes: commands,
+            events,
         })
     }
 }

@@ -15,6 +15,9 @@
 //! Many workers share a fleet through leases ([`voltplan_store::FleetStore::claim_vehicles`]); a
 //! cycle's writes are fenced by the lease epoch, and every command carries an idempotency key
 //! derived from the decision (not the lease), so a worker taking over never sends a command twice.
+//!
+//! A cycle's changes become webhook events in its fenced write (`events.rs`); the [`webhooks`]
+//! deliverer sends them.
 
 mod batch;
 pub mod boost;
@@ -25,6 +28,7 @@ mod cycle;
 mod device;
 mod error;
 mod ev;
+mod events;
 pub mod monitor;
 pub mod price_book;
 pub mod price_fetch;
@@ -37,6 +41,7 @@ pub mod steer;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod wallbox;
+pub mod webhooks;
 
 pub use batch::{CycleStats, Worker};
 pub use clouds::Clouds;

@@ -362,7 +362,15 @@ impl TestServer {
     pub async fn start_with_sandbox(
         backend: &Backend,
     ) -> (TestServer, Arc<voltplan_clouds::SandboxCloud>) {
-        let (server, sandbox) = Self::boot(backend, ApiConfig::default(), true).await;
+        Self::start_with_sandbox_and(backend, ApiConfig::default()).await
+    }
+
+    /// Like `start_with_sandbox`, with `config`.
+    pub async fn start_with_sandbox_and(
+        backend: &Backend,
+        config: ApiConfig,
+    ) -> (TestServer, Arc<voltplan_clouds::SandboxCloud>) {
+        let (server, sandbox) = Self::boot(backend, config, true).await;
         let sandbox = sandbox.expect("boot made a sandbox");
         (server, sandbox)
     }

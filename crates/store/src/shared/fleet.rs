@@ -244,6 +244,7 @@ impl ThisStore {
         if let Some(reading) = &outcome.reading {
             Self::append_reading_in(&mut **tx, DeviceTable::ElectricVehicles, reading).await?;
         }
+        Self::append_events_in(tx, &outcome.events).await?;
         Ok(true)
     }
 }

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
+use voltplan_core::events::Event;
 
 use super::shared_store::insert_vehicle;
 use super::{FOR_UPDATE, ThisStore};
@@ -405,10 +406,29 @@ impl OnboardingStore for ThisStore {
             return Ok(false);
         }
         if let OnboardingEnd::Completed { created, relinked } = end {
+            let mut onboarded = Vec::with_capacity(created.len());
             for (vehicle, link) in created {
                 insert_vehicle(&mut *tx, org, vehicle).await?;
                 write_link(&mut tx, org, link, now).await?;
+                let model = &vehicle.settings.device_model;
+                onboarded.push(Event::about_device(
+                    "device.onboarded",
+                    org.id(),
+                    vehicle.id,
+                    now,
+                    serde_json::json!({
+                        "device_type": "electric_vehicle",
+                        "device_id": vehicle.id,
+                        "user_id": vehicle.user_id,
+                        "building_id": vehicle.building_id,
+                        "onboarding_id": session_id,
+                        "manufacturer": model.manufacturer,
+                        "model": model.model,
+                    }),
+                ));
             }
+            // Told in the transaction that created the cars (the outbox).
+            Self::append_events_in(&mut tx, &onboarded).await?;
             for link in relinked {
                 write_link(&mut tx, org, link, now).await?;
                 // Read again at once: the worker finds the link restored.

@@ -68,6 +68,7 @@ impl ThisStore {
         for call in &outcome.calls {
             Self::queue_command_in(&mut **tx, call).await?;
         }
+        Self::append_events_in(tx, &outcome.events).await?;
         Ok(true)
     }
 }

@@ -42,6 +42,7 @@ use voltplan_store::wallbox_fleet::{ClaimedWallbox, WallboxOutcome};
 use voltplan_store::{OrgScope, Store, StoreError};
 
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
+use crate::events::{Change, DeviceRef, Facts, device_events};
 use crate::replan::{Fnv1a, plan_drifted};
 pub use plan::COLD_START_NEED_KWH;
 use plan::{car_need_kwh, inputs_hash, plan_input, session_need};
@@ -497,17 +498,35 @@ impl DeviceKind for Wallboxes<'_> {
     }
 
     fn outcome(
-        _claimed: &ClaimedWallbox,
+        claimed: &ClaimedWallbox,
         work: Work<Self>,
         plan_json: Option<String>,
         next_cycle_at: DateTime<Utc>,
         _commands: Vec<CommandOutcome>,
+        now: DateTime<Utc>,
     ) -> Result<WallboxOutcome, serde_json::Error> {
         let Work {
             state,
             runtime,
             writes,
         } = work;
+        let wallbox = &claimed.wallbox;
+        let device = DeviceRef {
+            device_type: "wallbox",
+            id: wallbox.id,
+            org_id: wallbox.org_id,
+            user_id: wallbox.user_id,
+            building_id: wallbox.building_id,
+            target_level: None,
+        };
+        let change = Change {
+            before: Facts::of_wallbox(&wallbox.state),
+            after: Facts::of_wallbox(&state),
+            old_plan: claimed.plan.as_deref(),
+            new_plan: plan_json.as_deref(),
+            sessions: &writes.sessions,
+        };
+        let events = device_events(&device, &change, now);
         Ok(WallboxOutcome {
             state,
             runtime: serde_json::to_string(&runtime)?,
@@ -519,6 +538,7 @@ impl DeviceKind for Wallboxes<'_> {
             sessions: writes.sessions,
             reading: writes.reading,
             calls: writes.calls,
+            events,
         })
     }
 }
