@@ -259,12 +259,13 @@ impl Deliverer {
             }
         };
         if !delivered {
+            // The error names the URL, whose path may be the partner's capability: it goes to
+            // the delivery log the partner reads, not to the operator's logs.
             tracing::info!(
                 endpoint = %claimed.endpoint_id,
                 event = %claimed.event_id,
                 attempt = attempt.attempt,
                 status = ?attempt.status_code,
-                error = attempt.error.as_deref().unwrap_or(""),
                 ?verdict,
                 "webhook delivery failed"
             );
