@@ -243,16 +243,16 @@ pub trait WebhookStore {
         lease_for: Duration,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>>;
-    /// Records an attempt and its verdict, fenced by the lease: `false` (nothing written) when the
-    /// lease was lost. A failure starts or continues the endpoint's failing streak; a streak of
-    /// `disable_after` disables the endpoint and writes a `webhook_endpoint.disabled` event.
-    async fn finish_webhook_attempt(
+    /// Records attempts and their verdicts in one transaction, each fenced by its lease: `false`
+    /// (nothing written for it) where the lease was lost. A failure starts or continues the
+    /// endpoint's failing streak; a streak of `disable_after` disables the endpoint and writes a
+    /// `webhook_endpoint.disabled` event.
+    async fn finish_webhook_attempts(
         &self,
-        claimed: &ClaimedDelivery,
-        report: &AttemptReport,
+        attempts: &[(ClaimedDelivery, AttemptReport)],
         now: DateTime<Utc>,
         disable_after: Duration,
-    ) -> Result<bool>;
+    ) -> Result<Vec<bool>>;
     /// Deletes events older than `before` whose deliveries are all finished; returns how many.
     async fn prune_webhook_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }

@@ -157,16 +157,27 @@ impl Deliverer {
             claimed: claimed.len(),
             ..DeliveryStats::default()
         };
-        let results: Vec<Result<Option<bool>, StoreError>> = futures::stream::iter(claimed)
-            .map(|delivery| async move { self.attempt(&delivery).await })
+        if claimed.is_empty() {
+            return Ok(stats);
+        }
+        let reports: Vec<(ClaimedDelivery, AttemptReport)> = futures::stream::iter(claimed)
+            .map(|delivery| async move {
+                let report = self.attempt(&delivery).await;
+                (delivery, report)
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        for result in results {
-            match result? {
-                Some(true) => stats.delivered += 1,
-                Some(false) => stats.failed += 1,
-                None => stats.lease_lost += 1,
+        // One transaction for the round: a commit per delivery is what limited PostgreSQL.
+        let written = self
+            .store
+            .finish_webhook_attempts(&reports, self.clock.now(), self.config.disable_after)
+            .await?;
+        for ((_, report), written) in reports.iter().zip(written) {
+            match (written, report.verdict) {
+                (false, _) => stats.lease_lost += 1,
+                (true, AttemptVerdict::Delivered) => stats.delivered += 1,
+                (true, _) => stats.failed += 1,
             }
         }
         Ok(stats)
@@ -180,8 +191,8 @@ impl Deliverer {
         SigningSecret::parse(std::str::from_utf8(&plain).ok()?).ok()
     }
 
-    /// `Some(delivered)`, or `None` when the lease was lost before the result was written.
-    async fn attempt(&self, claimed: &ClaimedDelivery) -> Result<Option<bool>, StoreError> {
+    /// One attempt and its verdict (written by the caller with the rest of the round).
+    async fn attempt(&self, claimed: &ClaimedDelivery) -> AttemptReport {
         let started_at = self.clock.now();
         let current = self.open(claimed.endpoint_id, &claimed.secret);
         let previous = claimed
@@ -270,11 +281,6 @@ impl Deliverer {
                 "webhook delivery failed"
             );
         }
-        let report = AttemptReport { attempt, verdict };
-        let written = self
-            .store
-            .finish_webhook_attempt(claimed, &report, now, self.config.disable_after)
-            .await?;
-        Ok(written.then_some(delivered))
+        AttemptReport { attempt, verdict }
     }
 }

@@ -231,6 +231,111 @@ impl ThisStore {
             .await?;
         row.map(Into::into).ok_or(StoreError::NotFound)
     }
+
+    /// One attempt's record inside the caller's transaction; `false` when the lease was lost.
+    async fn finish_attempt_in(
+        tx: &mut Transaction<'static, Db>,
+        claimed: &ClaimedDelivery,
+        report: &AttemptReport,
+        now: DateTime<Utc>,
+        disable_after: Duration,
+    ) -> Result<bool> {
+        let (status, next, finished) = match report.verdict {
+            AttemptVerdict::Delivered => (DeliveryStatus::Delivered, now, Some(now)),
+            AttemptVerdict::RetryAt(at) => (DeliveryStatus::Pending, at, None),
+            AttemptVerdict::GiveUp => (DeliveryStatus::Failed, now, Some(now)),
+        };
+        let attempt = &report.attempt;
+        let done: Option<(i32,)> = sqlx::query_as(
+            "UPDATE webhook_deliveries SET status = $5, attempts = attempts + 1, next_attempt_at = $6, \
+               first_attempt_at = COALESCE(first_attempt_at, $7), last_status_code = $8, \
+               last_error = $9, finished_at = $10, lease_owner = NULL, lease_until = NULL \
+             WHERE endpoint_id = $1 AND event_seq = $2 AND lease_owner = $3 AND lease_until = $4 \
+               AND status = 'pending' \
+             RETURNING attempts",
+        )
+        .bind(claimed.endpoint_id)
+        .bind(claimed.event_seq)
+        .bind(&claimed.lease_owner)
+        .bind(claimed.lease_until)
+        .bind(status.as_str())
+        .bind(next)
+        .bind(attempt.started_at)
+        .bind(attempt.status_code)
+        .bind(&attempt.error)
+        .bind(finished)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((number,)) = done else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO webhook_attempts (endpoint_id, event_seq, attempt, started_at, duration_ms, \
+               status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(claimed.endpoint_id)
+        .bind(claimed.event_seq)
+        .bind(number)
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.status_code)
+        .bind(&attempt.error)
+        .bind(&attempt.response_excerpt)
+        .execute(&mut **tx)
+        .await?;
+        if report.verdict == AttemptVerdict::Delivered {
+            // Only a failing endpoint is written: a healthy one's row is not locked by every
+            // delivery to it.
+            sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = NULL \
+                 WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(claimed.endpoint_id)
+            .execute(&mut **tx)
+            .await?;
+        } else {
+            let (failing_since, enabled): (Option<DateTime<Utc>>, bool) = sqlx::query_as(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
+                 WHERE id = $1 RETURNING failing_since, enabled",
+            )
+            .bind(claimed.endpoint_id)
+            .bind(attempt.started_at)
+            .fetch_one(&mut **tx)
+            .await?;
+            if let Some(since) =
+                failing_since.filter(|since| enabled && now - *since >= disable_after)
+            {
+                let reason = format!(
+                    "Every delivery failed from {} to {}",
+                    since.to_rfc3339(),
+                    now.to_rfc3339()
+                );
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(claimed.endpoint_id)
+                .bind(&reason)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let event = Event::standalone(
+                    "webhook_endpoint.disabled",
+                    claimed.org_id,
+                    now,
+                    json!({
+                        "webhook_id": claimed.endpoint_id,
+                        "url": claimed.url,
+                        "failing_since": since,
+                        "reason": reason,
+                    }),
+                );
+                Self::append_events_in(tx, &[event]).await?;
+            }
+        }
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -601,105 +706,20 @@ impl WebhookStore for ThisStore {
             .collect())
     }
 
-    async fn finish_webhook_attempt(
+    async fn finish_webhook_attempts(
         &self,
-        claimed: &ClaimedDelivery,
-        report: &AttemptReport,
+        attempts: &[(ClaimedDelivery, AttemptReport)],
         now: DateTime<Utc>,
         disable_after: Duration,
-    ) -> Result<bool> {
-        let (status, next, finished) = match report.verdict {
-            AttemptVerdict::Delivered => (DeliveryStatus::Delivered, now, Some(now)),
-            AttemptVerdict::RetryAt(at) => (DeliveryStatus::Pending, at, None),
-            AttemptVerdict::GiveUp => (DeliveryStatus::Failed, now, Some(now)),
-        };
-        let attempt = &report.attempt;
+    ) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
-        let done: Option<(i32,)> = sqlx::query_as(
-            "UPDATE webhook_deliveries SET status = $5, attempts = attempts + 1, next_attempt_at = $6, \
-               first_attempt_at = COALESCE(first_attempt_at, $7), last_status_code = $8, \
-               last_error = $9, finished_at = $10, lease_owner = NULL, lease_until = NULL \
-             WHERE endpoint_id = $1 AND event_seq = $2 AND lease_owner = $3 AND lease_until = $4 \
-               AND status = 'pending' \
-             RETURNING attempts",
-        )
-        .bind(claimed.endpoint_id)
-        .bind(claimed.event_seq)
-        .bind(&claimed.lease_owner)
-        .bind(claimed.lease_until)
-        .bind(status.as_str())
-        .bind(next)
-        .bind(attempt.started_at)
-        .bind(attempt.status_code)
-        .bind(&attempt.error)
-        .bind(finished)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((number,)) = done else {
-            return Ok(false);
-        };
-        sqlx::query(
-            "INSERT INTO webhook_attempts (endpoint_id, event_seq, attempt, started_at, duration_ms, \
-               status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(claimed.endpoint_id)
-        .bind(claimed.event_seq)
-        .bind(number)
-        .bind(attempt.started_at)
-        .bind(attempt.duration_ms)
-        .bind(attempt.status_code)
-        .bind(&attempt.error)
-        .bind(&attempt.response_excerpt)
-        .execute(&mut *tx)
-        .await?;
-        if report.verdict == AttemptVerdict::Delivered {
-            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                .bind(claimed.endpoint_id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            let (failing_since, enabled): (Option<DateTime<Utc>>, bool) = sqlx::query_as(
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
-                 WHERE id = $1 RETURNING failing_since, enabled",
-            )
-            .bind(claimed.endpoint_id)
-            .bind(attempt.started_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some(since) =
-                failing_since.filter(|since| enabled && now - *since >= disable_after)
-            {
-                let reason = format!(
-                    "Every delivery failed from {} to {}",
-                    since.to_rfc3339(),
-                    now.to_rfc3339()
-                );
-                sqlx::query(
-                    "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
-                     WHERE id = $1",
-                )
-                .bind(claimed.endpoint_id)
-                .bind(&reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let event = Event::standalone(
-                    "webhook_endpoint.disabled",
-                    claimed.org_id,
-                    now,
-                    json!({
-                        "webhook_id": claimed.endpoint_id,
-                        "url": claimed.url,
-                        "failing_since": since,
-                        "reason": reason,
-                    }),
-                );
-                Self::append_events_in(&mut tx, &[event]).await?;
-            }
+        let mut written = Vec::with_capacity(attempts.len());
+        for (claimed, report) in attempts {
+            written
+                .push(Self::finish_attempt_in(&mut tx, claimed, report, now, disable_after).await?);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(written)
     }
 
     async fn prune_webhook_events(&self, before: DateTime<Utc>) -> Result<u64> {
