@@ -451,6 +451,21 @@ async fn events_are_delivered_once_each_in_order_signed_and_retried() {
                 .count();
             assert_eq!(count, 1, "{event_type}");
         }
+        // The link's loss and return are connection changes too, and plugging in made a plan.
+        let count = |event_type: &str| {
+            delivered
+                .iter()
+                .filter(|c| c.event()["type"] == event_type)
+                .count()
+        };
+        assert!(count("device.connection_changed") >= 2, "{delivered:?}");
+        assert!(count("device.plan_changed") >= 1, "{delivered:?}");
+        let plan = delivered
+            .iter()
+            .find(|c| c.event()["type"] == "device.plan_changed")
+            .unwrap()
+            .event();
+        assert!(plan["data"]["plan"]["explanation"].is_string(), "{plan}");
         // In the order they happened: the device's events in outbox order.
         let order: Vec<String> = delivered
             .iter()

@@ -19,7 +19,7 @@ use voltplan_webhooks::send::{AttemptOutcome, Delivery, Sender};
 use voltplan_webhooks::sign::SigningSecret;
 use voltplan_webhooks::target::UrlPolicy;
 
-/// How a deliverer works; `Default` is what `voltplan worker` runs with.
+/// How a deliverer works; [`DeliveryConfig::new`] is what `voltplan worker` runs with.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub worker_id: String,
@@ -102,7 +102,8 @@ impl Deliverer {
         self
     }
 
-    /// Delivers until `shutdown` resolves; an attempt under way is finished first.
+    /// Delivers until `shutdown` resolves. A round under way then is abandoned: its leases lapse
+    /// and a deliverer sends those deliveries again (at least once, same `webhook-id`).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut last_prune: Option<DateTime<Utc>> = None;
