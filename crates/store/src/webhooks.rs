@@ -138,6 +138,9 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// Of those, the ones since the retry window began (`first_attempt_at`): a retry or replay
+    /// starts the schedule again.
+    pub window_attempts: i32,
     pub first_attempt_at: Option<DateTime<Utc>>,
     pub lease_owner: String,
     pub lease_until: DateTime<Utc>,

@@ -257,7 +257,7 @@ impl Deliverer {
         let verdict = if delivered {
             AttemptVerdict::Delivered
         } else {
-            let attempts_made = u32::try_from(claimed.attempts + 1).unwrap_or(u32::MAX);
+            let attempts_made = u32::try_from(claimed.window_attempts + 1).unwrap_or(u32::MAX);
             let first = claimed.first_attempt_at.unwrap_or(started_at);
             match next_attempt_at(
                 attempts_made,

@@ -52,6 +52,8 @@ CREATE TABLE webhook_deliveries (
     ordering_key            TEXT NOT NULL,
     status                  TEXT NOT NULL,
     attempts                INTEGER NOT NULL,
+    -- Attempts since the retry window began (a retry or replay starts a new window).
+    window_attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at         TIMESTAMPTZ NOT NULL,
     first_attempt_at        TIMESTAMPTZ,
     lease_owner             TEXT,

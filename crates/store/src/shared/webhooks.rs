@@ -166,6 +166,7 @@ struct ClaimedRow {
     previous_secret_until: Option<DateTime<Utc>>,
     payload: String,
     attempts: i32,
+    window_attempts: i32,
     first_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -247,7 +248,8 @@ impl ThisStore {
         };
         let attempt = &report.attempt;
         let done: Option<(i32,)> = sqlx::query_as(
-            "UPDATE webhook_deliveries SET status = $5, attempts = attempts + 1, next_attempt_at = $6, \
+            "UPDATE webhook_deliveries SET status = $5, attempts = attempts + 1, \
+               window_attempts = window_attempts + 1, next_attempt_at = $6, \
                first_attempt_at = COALESCE(first_attempt_at, $7), last_status_code = $8, \
                last_error = $9, finished_at = $10, lease_owner = NULL, lease_until = NULL \
              WHERE endpoint_id = $1 AND event_seq = $2 AND lease_owner = $3 AND lease_until = $4 \
@@ -619,7 +621,7 @@ impl WebhookStore for ThisStore {
         // A delivery being sent right now keeps its lease: the retry takes effect after it.
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, \
-               first_attempt_at = NULL, finished_at = NULL \
+               first_attempt_at = NULL, window_attempts = 0, finished_at = NULL \
              WHERE org_id = $1 AND endpoint_id = $2 AND event_id = $3",
         )
         .bind(org.id())
@@ -667,7 +669,7 @@ impl WebhookStore for ThisStore {
         let rows: Vec<ClaimedRow> = sqlx::query_as(
             "SELECT d.endpoint_id, d.event_seq, d.event_id, d.org_id, e.url, e.secret_key_id, e.secret, \
                e.previous_secret_key_id, e.previous_secret, e.previous_secret_until, ev.payload, \
-               d.attempts, d.first_attempt_at \
+               d.attempts, d.window_attempts, d.first_attempt_at \
              FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              JOIN webhook_events ev ON ev.seq = d.event_seq \
@@ -699,6 +701,7 @@ impl WebhookStore for ThisStore {
                 .filter(|(_, until)| *until > now),
                 payload: r.payload,
                 attempts: r.attempts,
+                window_attempts: r.window_attempts,
                 first_attempt_at: r.first_attempt_at,
                 lease_owner: worker_id.to_owned(),
                 lease_until: until,
