@@ -25,7 +25,8 @@ use crate::params::{Ids, Q};
 use crate::schemas::accepted_values_type;
 use crate::state::AppState;
 
-/// Every event type a subscription may name, and `*` for all of them.
+/// Every event type a subscription may name, and `*` for all of them: what is accepted and
+/// what the OpenAPI document lists.
 fn subscribable() -> Vec<&'static str> {
     std::iter::once("*")
         .chain(EVENT_TYPES.iter().map(|(name, _)| *name))
@@ -34,7 +35,7 @@ fn subscribable() -> Vec<&'static str> {
 
 accepted_values_type! {
     /// An event type (see "Webhooks" in the API description), or `*` for every type.
-    pub struct EventTypeName = std::iter::once("*").chain(EVENT_TYPES.iter().map(|(name, _)| *name));
+    pub struct EventTypeName = subscribable().into_iter();
 }
 
 pub(crate) const READ_ONLY: &[&str] = &[

@@ -7,11 +7,9 @@ use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use uuid::Uuid;
-use voltplan_clouds::SandboxCloud;
 use voltplan_store::{AuthSessionOutcome, OrgScope};
-use voltplan_worker::{Clouds, Worker, WorkerConfig};
+use voltplan_worker::{Worker, WorkerConfig};
 
 const SUCCESS: &str = "https://partner.example/ev/connected?customer=CUST-1";
 const CANCEL: &str = "https://partner.example/ev/cancelled?customer=CUST-1";
@@ -21,15 +19,6 @@ fn auth_session_path(org: Uuid, user: Uuid, ev: Uuid) -> String {
 }
 
 /// The real live loop on the server's store, clock and sandbox.
-fn worker(s: &TestServer, sandbox: &Arc<SandboxCloud>) -> Worker {
-    Worker::new(
-        s.store.clone(),
-        Clouds::new().with_sandbox(sandbox.clone()),
-        s.clock.clone(),
-        WorkerConfig::new("auth-session-test"),
-    )
-}
-
 /// One worker round; the vehicles of these tests are due (new, or woken), so it cycles them.
 async fn cycle(worker: &Worker) {
     let stats = worker.run_once().await.unwrap();
@@ -357,7 +346,7 @@ async fn only_sandbox_vehicles_on_a_sandbox_server_can_be_relinked() {
 async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "auth-session-test");
         let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         assert!(!sandbox.snapshot(ev).unwrap().is_authorized);
@@ -443,7 +432,7 @@ async fn allowing_on_the_consent_page_relinks_a_revoked_car() {
 async fn denying_leaves_the_link_revoked() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "auth-session-test");
         let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         let (url, session_id) = start_session(
@@ -493,7 +482,7 @@ async fn denying_leaves_the_link_revoked() {
 async fn a_session_expires_at_the_end_of_the_next_day() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "auth-session-test");
         let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_ev(&s, &t, user, &worker).await;
         let (url, _) = start_session(&s, &t, user, ev, json!({"success_url": SUCCESS})).await;

@@ -8,24 +8,14 @@ use chrono::Duration;
 use common::browser::{Browser, Page};
 use common::*;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use uuid::Uuid;
-use voltplan_clouds::{SANDBOX_CLOUD, SandboxCloud};
-use voltplan_worker::{Clouds, Worker, WorkerConfig};
+use voltplan_clouds::SANDBOX_CLOUD;
+use voltplan_worker::Worker;
 
 const PARTNER: &str = "https://partner.example/";
 const SUCCESS: &str = "https://partner.example/onboarding/done?customer=CUST-1";
 const CANCEL: &str = "https://partner.example/onboarding/cancelled?customer=CUST-1";
 const ONBOARDING: &str = "/api/partners/v2.0/device-onboarding";
-
-fn worker(s: &TestServer, sandbox: &Arc<SandboxCloud>) -> Worker {
-    Worker::new(
-        s.store.clone(),
-        Clouds::new().with_sandbox(sandbox.clone()),
-        s.clock.clone(),
-        WorkerConfig::new("onboarding-test"),
-    )
-}
 
 async fn start_onboarding(s: &TestServer, t: &Tenant, body: Value) -> Value {
     let (status, session) = s.post(&t.token, ONBOARDING, body).await;
@@ -184,7 +174,7 @@ async fn partners_create_and_read_onboarding_sessions() {
 async fn a_driver_connects_sandbox_cars_through_the_connect_pages() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "onboarding-test");
         let (t, user) = s.tenant_with_user("Utility A").await;
         let building = id_of(&s.create_building(&t, user, json!({"name": "Home"})).await);
         let mut body = body_for(user);
@@ -408,7 +398,7 @@ async fn revoked_sandbox_car(s: &TestServer, t: &Tenant, user: Uuid, worker: &Wo
 async fn a_revoked_car_is_relinked_through_its_cue() {
     for backend in backends() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "onboarding-test");
         let (t, user) = s.tenant_with_user("Utility A").await;
         let ev = revoked_sandbox_car(&s, &t, user, &worker).await;
         let (_, detail) = s.get(&t.token, &ev_path(t.org_id, user, ev)).await;

@@ -17,11 +17,9 @@ use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use voltplan_api::ApiConfig;
-use voltplan_clouds::SandboxCloud;
 use voltplan_core::SystemClock;
 use voltplan_store::sealed::KeyRing;
 use voltplan_worker::webhooks::{Deliverer, DeliveryConfig};
-use voltplan_worker::{Clouds, Worker, WorkerConfig};
 
 fn hooks_path(org: Uuid) -> String {
     format!("/api/partners/v2.0/org/{org}/webhooks")
@@ -130,15 +128,6 @@ fn deliverer(s: &TestServer, keys: &Arc<KeyRing>, name: &str, loopback: bool) ->
         .unwrap()
         // Receivers check the signed timestamp against their own (real) clock.
         .with_wire_clock(Arc::new(SystemClock))
-}
-
-fn worker(s: &TestServer, sandbox: &Arc<SandboxCloud>) -> Worker {
-    Worker::new(
-        s.store.clone(),
-        Clouds::new().with_sandbox(sandbox.clone()),
-        s.clock.clone(),
-        WorkerConfig::new("webhooks-test"),
-    )
 }
 
 async fn subscribe(s: &TestServer, t: &Tenant, body: Value) -> Value {
@@ -391,7 +380,7 @@ async fn events_are_delivered_once_each_in_order_signed_and_retried() {
     for backend in backends() {
         let keys = Arc::new(KeyRing::ephemeral());
         let (s, sandbox) = TestServer::start_with_sandbox_and(&backend, config(&keys)).await;
-        let worker = worker(&s, &sandbox);
+        let worker = s.sandbox_worker(&sandbox, "webhooks-test");
         let deliverer = deliverer(&s, &keys, "deliverer-a", true);
         let receiver = Receiver::start(5).await;
         let (t, user) = s.tenant_with_user("Utility A").await;

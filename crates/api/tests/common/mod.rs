@@ -375,6 +375,20 @@ impl TestServer {
         (server, sandbox)
     }
 
+    /// A worker on this server's store and clock that reaches the cars through `sandbox`.
+    pub fn sandbox_worker(
+        &self,
+        sandbox: &Arc<voltplan_clouds::SandboxCloud>,
+        worker_id: &str,
+    ) -> voltplan_worker::Worker {
+        voltplan_worker::Worker::new(
+            self.store.clone(),
+            voltplan_worker::Clouds::new().with_sandbox(sandbox.clone()),
+            self.clock.clone(),
+            voltplan_worker::WorkerConfig::new(worker_id),
+        )
+    }
+
     /// A POST without a body (boost, sandbox driver actions).
     pub async fn post_empty(&self, token: &str, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::POST, token, path, None, &[])

@@ -18,6 +18,14 @@ const ENDPOINT_COLUMNS: &str = "id, org_id, url, description, event_types, enabl
      secret, previous_secret_key_id, previous_secret, previous_secret_until, failing_since, \
      disabled_reason, created_at, updated_at";
 
+/// One live endpoint of an organisation (`$1`) by id (`$2`).
+fn live_endpoint_select() -> String {
+    format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+         WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
+    )
+}
+
 /// An endpoint subscribes to the event type bound as `$n` (`event_types` is `,a,b,`).
 fn subscribes(alias: &str, n: u8) -> String {
     format!("({alias}.event_types = ',*,' OR {alias}.event_types LIKE '%,' || ${n} || ',%')")
@@ -221,11 +229,7 @@ impl ThisStore {
         org: &OrgScope,
         id: Uuid,
     ) -> Result<WebhookEndpointRecord> {
-        let select = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
-             WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
-        );
-        let row: Option<EndpointRow> = sqlx::query_as(&select)
+        let row: Option<EndpointRow> = sqlx::query_as(&live_endpoint_select())
             .bind(org.id())
             .bind(id)
             .fetch_optional(&mut **tx)
@@ -382,11 +386,7 @@ impl WebhookStore for ThisStore {
     }
 
     async fn webhook_endpoint(&self, org: OrgScope, id: Uuid) -> Result<WebhookEndpointRecord> {
-        let select = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
-             WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
-        );
-        let row: Option<EndpointRow> = sqlx::query_as(&select)
+        let row: Option<EndpointRow> = sqlx::query_as(&live_endpoint_select())
             .bind(org.id())
             .bind(id)
             .fetch_optional(&self.read)
