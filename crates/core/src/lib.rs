@@ -7,6 +7,7 @@ pub mod events;
 pub mod planner;
 pub mod price;
 pub mod session;
+pub mod tariff;
 pub mod time;
 pub mod validation;
 pub mod vehicle;

@@ -54,5 +54,6 @@ pub fn plan_with(blocks: &[(i64, i64)]) -> Plan {
         forecast_prices: Vec::new(),
         defaults_applied: Vec::new(),
         explanation: String::new(),
+        pricing: None,
     }
 }

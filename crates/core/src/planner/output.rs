@@ -104,6 +104,37 @@ pub struct Plan {
     /// Request fields that were absent and whose default the planner used (`voltplan plan`).
     pub defaults_applied: Vec<AppliedDefault>,
     pub explanation: String,
+    /// Which prices the plan was made with; set by the worker (the planner only sees a series).
+    /// With `basis: customer` every `*_eur` figure above is in `pricing.currency` on the
+    /// customer's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<PlanPricing>,
+}
+
+/// The price series a plan optimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceBasis {
+    /// The price zone's day-ahead price.
+    Wholesale,
+    /// The customer's price per slot under their energy contract (`voltplan_core::tariff`).
+    Customer,
+}
+
+/// What a plan's prices were and, on the customer's price, what the same plan costs wholesale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanPricing {
+    pub basis: PriceBasis,
+    /// The contract that priced the plan (`basis: customer`), or that could not (see `note`).
+    pub energy_contract_id: Option<uuid::Uuid>,
+    /// Currency of the plan's costs.
+    pub currency: String,
+    /// The plan's energy priced at the day-ahead price, EUR (`basis: customer` only).
+    pub wholesale_cost_eur: Option<f64>,
+    /// The baseline (charging at once) at the day-ahead price, EUR (`basis: customer` only).
+    pub wholesale_baseline_cost_eur: Option<f64>,
+    /// Why a contract the device has did not price the plan.
+    pub note: Option<String>,
 }
 
 /// Contiguous runs of intervals: each needs one start (and one stop) command.
