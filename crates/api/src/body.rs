@@ -520,6 +520,16 @@ impl Fields {
         })
     }
 
+    /// The raw value of `key` (`None` when absent), for fields with a structure of their own.
+    pub fn raw(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key)
+    }
+
+    /// Adds errors located by the caller.
+    pub fn push_errors(&mut self, errors: Vec<FieldError>) {
+        self.errors.extend(errors);
+    }
+
     /// Collects a nested object's errors under `key`.
     pub fn nested_errors(&mut self, key: &str, errors: Vec<FieldError>) {
         for mut e in errors {

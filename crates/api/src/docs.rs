@@ -15,7 +15,9 @@ const DESCRIPTION: &str = include_str!("openapi_description.md");
     modifiers(&Security),
     tags(
         (name = "Authentication", description = "OAuth2 client credentials"),
-        (name = "Users"), (name = "User Buildings"), (name = "User Electric Vehicles"),
+        (name = "Users"), (name = "User Buildings"),
+        (name = "User Energy Contracts", description = "What a user pays per kWh: the contract (Podero) and Voltplan's tariff extension (grid fees by time window, VAT, spot markup); devices are planned on this price"),
+        (name = "User Electric Vehicles"),
         (name = "Device Onboarding Sessions", description = "Drivers connect their own cars: a session, and the Connect pages it opens"),
         (name = "Cues", description = "Pending actions of devices (re-authentication), started and reported by their signed links"),
         (name = "Webhooks", description = "Subscriptions to signed events (Standard Webhooks), their secrets and delivery logs; not part of the Podero API"),
@@ -320,6 +322,8 @@ const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
         "WallboxModelWrite",
         crate::wallboxes::write::DEVICE_MODEL_READ_ONLY,
     ),
+    ("ChargeWeeklyPolicySchema", &[]),
+    ("ChargeDailyPolicySchema", &[]),
     ("PriceUploadWrite", &[]),
     ("PriceUploadMetadata", &[]),
     ("PricePointWrite", &[]),
@@ -327,6 +331,10 @@ const WRITE_SCHEMAS: &[(&str, &[&str])] = &[
     ("DriveIn", &[]),
     ("SetLevelIn", &[]),
     ("WebhookWrite", crate::webhooks::READ_ONLY),
+    ("EnergyContractWrite", crate::energy_contracts::READ_ONLY),
+    ("EnergyPriceWrite", &[]),
+    ("TariffComponentWrite", &[]),
+    ("TimeWindowWrite", &[]),
     ("RotateSecretWrite", &[]),
 ];
 

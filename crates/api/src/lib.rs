@@ -9,6 +9,7 @@ mod buildings;
 mod connect;
 mod cues;
 mod docs;
+mod energy_contracts;
 mod error;
 pub mod ocpp;
 mod onboarding;
@@ -69,11 +70,24 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
             buildings::update_building,
             buildings::delete_building
         ))
+        .routes(routes!(
+            energy_contracts::list_energy_contracts,
+            energy_contracts::create_energy_contract
+        ))
+        .routes(routes!(
+            energy_contracts::get_energy_contract,
+            energy_contracts::update_energy_contract,
+            energy_contracts::delete_energy_contract
+        ))
         .routes(routes!(vehicles::list_vehicles, vehicles::create_vehicle))
         .routes(routes!(
             vehicles::get_vehicle,
             vehicles::update_vehicle,
             vehicles::delete_vehicle
+        ))
+        .routes(routes!(
+            vehicles::policy::get_charge_policy,
+            vehicles::policy::update_charge_policy
         ))
         .routes(routes!(org_vehicles::list_org_vehicles))
         .routes(routes!(boost::start_boost, boost::cancel_boost))

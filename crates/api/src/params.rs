@@ -138,6 +138,15 @@ pub struct BuildingPath {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct EnergyContractPath {
+    #[allow(dead_code)] // checked by `OrgAccess`
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub energy_contract_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct VehiclePath {
     #[allow(dead_code)] // checked by `OrgAccess`
     pub org_id: Uuid,

@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use voltplan_core::PriceSlot;
+use voltplan_core::tariff::customer_prices;
+use voltplan_store::StoreError;
+
 use crate::auth::OrgAccess;
 use crate::error::ApiResult;
 use crate::params::{Ids, VehiclePath};
@@ -36,6 +40,9 @@ pub struct PlanPriceOut {
     pub price_eur_mwh: f64,
     /// `entsoe`, `upload`, `file:<name>`…
     pub source: String,
+    /// The customer's price for this slot under the contract that priced the plan
+    /// (`plan.pricing.basis` is `customer`), per MWh in `plan.pricing.currency`; otherwise null.
+    pub customer_price_per_mwh: Option<f64>,
 }
 
 /// The instants a stored plan spans, read leniently: the plan's schema belongs to the worker.
@@ -87,7 +94,7 @@ pub async fn get_plan(
         }
         None => Some("not_planned_yet"),
     };
-    let prices = match plan.as_ref().and_then(plan_window) {
+    let mut prices: Vec<PlanPriceOut> = match plan.as_ref().and_then(plan_window) {
         Some((from, to)) => voltplan_store::read_zone_prices(
             state.store(),
             vehicle.price_zone,
@@ -102,10 +109,47 @@ pub async fn get_plan(
             end: p.end,
             price_eur_mwh: p.price_eur_mwh,
             source: p.source,
+            customer_price_per_mwh: None,
         })
         .collect(),
         None => Vec::new(),
     };
+    // The contract the worker priced the plan with, if it still exists.
+    let contract_id = plan
+        .as_ref()
+        .filter(|p| p.pointer("/pricing/basis").and_then(|b| b.as_str()) == Some("customer"))
+        .and_then(|p| p.pointer("/pricing/energy_contract_id"))
+        .and_then(|id| id.as_str())
+        .and_then(|id| id.parse().ok());
+    if let Some(id) = contract_id {
+        match state
+            .store()
+            .get_energy_contract(access.org, vehicle.user_id, id, false)
+            .await
+        {
+            Ok(contract) => {
+                let slots: Vec<PriceSlot> = prices
+                    .iter()
+                    .map(|p| PriceSlot {
+                        start: p.start,
+                        end: p.end,
+                        price_eur_mwh: p.price_eur_mwh,
+                    })
+                    .collect();
+                if let Ok(customer) = customer_prices(
+                    &contract.contract,
+                    &slots,
+                    vehicle.price_zone.time_zone(),
+                ) {
+                    for (out, slot) in prices.iter_mut().zip(customer.slots) {
+                        out.customer_price_per_mwh = Some(slot.price_eur_mwh);
+                    }
+                }
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(Json(PlanOut {
         plan,
         reason: reason.map(str::to_owned),

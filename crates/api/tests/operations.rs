@@ -36,6 +36,26 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     (
         "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts",
+    ),
+    (
+        "post",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts/{energy_contract_id}",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts/{energy_contract_id}",
+    ),
+    (
+        "delete",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts/{energy_contract_id}",
+    ),
+    (
+        "get",
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles",
     ),
     (
@@ -65,6 +85,14 @@ const ROUTES: &[(&str, &str)] = &[
     (
         "post",
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/auth_session",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/charge-policy",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/users/{user_id}/electric-vehicles/{electric_vehicle_id}/charge-policy",
     ),
     (
         "get",

@@ -46,7 +46,7 @@ fn bench(label: &str, slots: usize, over_charge: bool) {
     days[last_day] = NaiveTime::from_hms_opt(23, 0, 0).map(|t| (t, 90.0));
     let settings = PlannerSettings {
         charge_target_min_pct: 30.0,
-        deadline: DeadlineRule::Weekly { days },
+        deadline: DeadlineRule::Weekly { days, tz: None },
         is_over_charge_allowed: over_charge,
         ..PlannerSettings::new(PriceZone::DeLu)
     };

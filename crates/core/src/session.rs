@@ -141,7 +141,8 @@ pub fn target_reached(level_pct: f64, target_pct: f64, car_limit_pct: f64) -> bo
 
 /// The deadline and target in force for a session that began at `plug_in`: the first deadline
 /// of `rule` after plug-in, its target capped at the car's own limit (`charge_target_max`, which
-/// no plan can pass).
+/// no plan can pass). `tz` is the price zone's time zone; a weekly policy with its own time zone
+/// is read in that one ([`next_deadline`]).
 pub fn deadline_in_force(
     rule: &DeadlineRule,
     plug_in: DateTime<Utc>,

@@ -211,32 +211,28 @@ impl EnergyContract {
             loc.extend_from_slice(parts);
             loc
         };
-        if let Some(currency) = &self.currency_energy_price
-            && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()))
-        {
-            errors.push(FieldError::new(
-                at(&["currency_energy_price".into()]),
+        let currency_problem = match &self.currency_energy_price {
+            Some(c) if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) => Some((
                 "value_error",
-                "an ISO 4217 code of three capital letters, such as EUR",
-            ));
-        }
-        if !self.energy_prices.is_empty() && self.currency_energy_price.is_none() {
-            errors.push(FieldError::new(
-                at(&["currency_energy_price".into()]),
-                "missing",
-                "required when energy_prices are given",
-            ));
-        }
-        if let Some(currency) = &self.currency_energy_price
-            && currency != WHOLESALE_CURRENCY
-            && self.follows_spot()
-        {
-            errors.push(FieldError::new(
-                at(&["currency_energy_price".into()]),
+                "an ISO 4217 code of three capital letters, such as EUR".to_owned(),
+            )),
+            Some(c) if c != WHOLESALE_CURRENCY && self.follows_spot() => Some((
                 "value_error",
                 format!(
-                    "a spot contract is priced in EUR, the currency of the day-ahead market (got {currency})"
+                    "a spot contract is priced in EUR, the currency of the day-ahead market (got {c})"
                 ),
+            )),
+            None if !self.energy_prices.is_empty() => Some((
+                "missing",
+                "required when energy_prices are given".to_owned(),
+            )),
+            _ => None,
+        };
+        if let Some((kind, msg)) = currency_problem {
+            errors.push(FieldError::new(
+                at(&["currency_energy_price".into()]),
+                kind,
+                msg,
             ));
         }
         for pair in self.energy_prices.windows(2) {

@@ -51,6 +51,18 @@ pub struct DailyChargeTarget {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WeeklyChargePolicy {
     pub days: [Option<DailyChargeTarget>; 7],
+    /// The IANA time zone of the deadlines' wall-clock times (`Europe/London`); `None`: the
+    /// vehicle's price zone's (which then follows a change of the price zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// The canonical spelling of an IANA time zone name (`Europe/London`), or `None` when `name` is
+/// not one: what a weekly policy's `timezone` may hold.
+pub fn canonical_time_zone(name: &str) -> Option<String> {
+    name.parse::<chrono_tz::Tz>()
+        .ok()
+        .map(|tz| tz.name().to_owned())
 }
 
 /// Settings a partner (or the driver through the partner) controls.

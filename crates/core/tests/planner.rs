@@ -539,3 +539,21 @@ fn weekly_policy_is_used_when_enabled() {
     assert_eq!(p.deadline, Some(utc("2024-01-12T07:30:00Z")));
     assert_eq!(p.target_level, Some(90.0));
 }
+
+#[test]
+fn weekly_policy_in_a_request_may_name_its_own_time_zone() {
+    let json = r#"{
+        "now": "2024-01-10T18:00:00Z", "price_zone": "PT", "battery_level": 40, "battery_capacity_kwh": 60,
+        "is_charge_policy_enabled": true,
+        "weekly_charge_policy": {"fri": {"charge_percentage": 90, "charge_deadline": "07:30"},
+                                 "timezone": "Europe/Vienna"}
+    }"#;
+    let req: PlanRequest = serde_json::from_str(json).unwrap();
+    let p = req.plan().unwrap();
+    // Friday 07:30 in Vienna (CET) rather than in Lisbon (WET): an hour earlier in UTC.
+    assert_eq!(p.deadline, Some(utc("2024-01-12T06:30:00Z")));
+
+    let bad = json.replace("Europe/Vienna", "Europe/Atlantis");
+    let err = serde_json::from_str::<PlanRequest>(&bad).unwrap_err();
+    assert!(err.to_string().contains("timezone"), "{err}");
+}

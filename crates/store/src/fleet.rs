@@ -157,6 +157,15 @@ pub struct SessionData {
     pub session_outcome_reason: Option<String>,
     /// The first reading while plugged in at or above `target_soc_pct`.
     pub target_reached_at: Option<DateTime<Utc>>,
+    /// The customer's side (Voltplan extension, `docs/tariffs.md`): the energy contract that
+    /// priced the session from its first reading under it, and the same figures as the `*_eur`
+    /// ones on the customer's price, in `customer_currency`. All null without a contract.
+    pub energy_contract_id: Option<Uuid>,
+    pub customer_currency: Option<String>,
+    pub customer_cost: Option<f64>,
+    pub customer_baseline_cost: Option<f64>,
+    pub customer_savings: Option<f64>,
+    pub customer_expected_savings: Option<f64>,
 }
 
 /// A command sent (or attempted) to a vehicle cloud. The idempotency key is unique: a worker that

@@ -6,6 +6,7 @@
 
 mod auth_sessions;
 pub mod cloud_vault;
+pub mod energy_contracts;
 pub mod fleet;
 mod json_text;
 pub mod ocpp;
@@ -23,6 +24,7 @@ pub mod webhooks;
 // `shared/` holds no module of its own: `sqlite.rs` and `postgres.rs` each compile its files.
 
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
+pub use energy_contracts::{EnergyContractRecord, EnergyContractStore, contract_for};
 pub use fleet::FleetStore;
 pub use ocpp::OcppStore;
 pub use onboarding::{CloudLinkStore, OnboardingStore};
@@ -148,6 +150,7 @@ pub trait Store:
     + OnboardingStore
     + CloudLinkStore
     + WebhookStore
+    + EnergyContractStore
     + Send
     + Sync
     + 'static

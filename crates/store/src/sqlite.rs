@@ -58,6 +58,9 @@ const FOR_UPDATE_SKIP_LOCKED: &str = "";
 
 // Loaded by both backends on purpose: one SQL text, compiled against each backend's items above.
 #[allow(clippy::duplicate_mod)]
+#[path = "shared/energy_contracts.rs"]
+mod shared_energy_contracts;
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/fleet.rs"]
 mod shared_fleet;
 #[allow(clippy::duplicate_mod)]

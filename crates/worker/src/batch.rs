@@ -18,6 +18,7 @@ use crate::wallbox::Wallboxes;
 use crate::clouds::Clouds;
 use crate::config::WorkerConfig;
 use crate::price_book;
+use crate::tariff;
 
 /// What one [`Worker::run_once`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,6 +133,8 @@ impl Worker {
         }
         let keys = claimed.iter().map(K::price_key);
         let books = price_book::load_price_books(self.store.as_ref(), keys, now).await?;
+        let owners: Vec<_> = claimed.iter().map(K::owner).collect();
+        let pricing = tariff::load_pricing(self.store.as_ref(), &owners, &books).await?;
         stats.claim_time = began.elapsed();
         let began = std::time::Instant::now();
         let cycler = Cycler {
@@ -140,8 +143,8 @@ impl Worker {
             config,
         };
         let results: Vec<Result<CycleResult<K::Outcome>, WorkerError>> =
-            futures::stream::iter(claimed)
-                .map(|device| {
+            futures::stream::iter(claimed.into_iter().zip(pricing))
+                .map(|(device, pricing)| {
                     let book = books.get(&K::price_key(&device)).cloned();
                     let lease = K::lease(&device);
                     let span = tracing::info_span!(
@@ -150,7 +153,7 @@ impl Worker {
                         epoch = lease.epoch,
                         worker = %config.worker_id
                     );
-                    async move { cycler.cycle(device, book).await }.instrument(span)
+                    async move { cycler.cycle(device, book, pricing).await }.instrument(span)
                 })
                 .buffer_unordered(config.concurrency.max(1))
                 .collect()

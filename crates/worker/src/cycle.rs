@@ -14,6 +14,7 @@ use crate::config::WorkerConfig;
 use crate::device::{DeviceKind, Read, Steered, Step, Work};
 use crate::error::WorkerError;
 use crate::price_book::PriceBook;
+use crate::tariff::Pricing;
 
 /// What a cycle needs from its worker, for one kind of device.
 pub(crate) struct Cycler<'a, K> {
@@ -43,6 +44,7 @@ impl<K: DeviceKind> Cycler<'_, K> {
         &self,
         claimed: K::Claimed,
         book: Option<Arc<PriceBook>>,
+        (pricing, contract_updated_at): (Arc<Pricing>, Option<DateTime<Utc>>),
     ) -> Result<CycleResult<K::Outcome>, WorkerError> {
         let now = self.clock.now();
         let empty_book = PriceBook {
@@ -52,6 +54,8 @@ impl<K: DeviceKind> Cycler<'_, K> {
         let step = Step {
             now,
             book: book.as_deref().unwrap_or(&empty_book),
+            pricing: &pricing,
+            contract_updated_at,
             config: self.config,
         };
         let (runtime, stored_plan) = K::documents(&claimed);

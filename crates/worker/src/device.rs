@@ -18,6 +18,7 @@ use voltplan_store::{Store, StoreError};
 
 use crate::config::WorkerConfig;
 use crate::price_book::PriceBook;
+use crate::tariff::{Owner, Pricing};
 
 /// What the read step got.
 pub(crate) enum Read<R> {
@@ -84,8 +85,20 @@ pub(crate) struct Work<K: DeviceKind + ?Sized> {
 #[derive(Clone, Copy)]
 pub(crate) struct Step<'c> {
     pub now: DateTime<Utc>,
+    /// The zone's day-ahead prices.
     pub book: &'c PriceBook,
+    /// The owner's contract applied to `book`, when there is one.
+    pub pricing: &'c Pricing,
+    /// When that contract last changed (a re-plan trigger).
+    pub contract_updated_at: Option<DateTime<Utc>>,
     pub config: &'c WorkerConfig,
+}
+
+impl Step<'_> {
+    /// The prices the device is planned on: the customer's, else the day-ahead ones.
+    pub fn plan_slots(&self) -> &[voltplan_core::PriceSlot] {
+        self.pricing.plan_slots(self.book)
+    }
 }
 
 /// One kind of device the worker steers. Static dispatch: the cycle is generic over it.
@@ -134,6 +147,8 @@ pub(crate) trait DeviceKind: Sync {
     fn lease(claimed: &Self::Claimed) -> &Lease;
     /// The (zone, organisation) whose prices the device is planned on.
     fn price_key(claimed: &Self::Claimed) -> (PriceZone, Uuid);
+    /// Whose device it is and where, to find the owner's energy contract.
+    fn owner(claimed: &Self::Claimed) -> Owner;
     fn settings(claimed: &Self::Claimed) -> &Self::Settings;
     fn state(claimed: &Self::Claimed) -> &Self::State;
     /// The stored runtime document and plan, as JSON text.

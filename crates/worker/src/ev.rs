@@ -19,6 +19,7 @@ use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, W
 use crate::monitor::Observed;
 use crate::replan::{plan_drifted, plan_inputs_hash};
 use crate::runtime::{CommandKind, VehicleRuntime};
+use crate::tariff::Owner;
 use crate::{boost, events, monitor, schedule, session, steer};
 
 /// Electric vehicles, reached through their vehicle clouds.
@@ -74,6 +75,16 @@ impl DeviceKind for ElectricVehicles<'_> {
 
     fn price_key(claimed: &ClaimedVehicle) -> (PriceZone, Uuid) {
         (claimed.vehicle.price_zone, claimed.vehicle.org_id)
+    }
+
+    fn owner(claimed: &ClaimedVehicle) -> Owner {
+        let v = &claimed.vehicle;
+        Owner {
+            org_id: v.org_id,
+            user_id: v.user_id,
+            building_id: v.building_id,
+            price_key: Self::price_key(claimed),
+        }
     }
 
     fn settings(claimed: &ClaimedVehicle) -> &EvSettings {
@@ -166,7 +177,14 @@ impl DeviceKind for ElectricVehicles<'_> {
         let settings = Self::settings(claimed);
         let (state, rt) = (&mut work.state, &mut work.runtime);
         let observed = monitor::apply_reading(state, rt, reading, claimed.home, settings, step.now);
-        let transition = session::track(rt, state, &observed, claimed, step.book);
+        let transition = session::track(
+            rt,
+            state,
+            &observed,
+            claimed,
+            step.book,
+            step.pricing.customer(),
+        );
         // Sessions and readings are written with the fenced finish: a worker that lost its lease
         // writes none of them.
         work.writes.sessions.extend(transition.closed);
@@ -191,7 +209,8 @@ impl DeviceKind for ElectricVehicles<'_> {
         let (settings, state, rt) = (Self::settings(claimed), &work.state, &mut work.runtime);
         let (now, cfg) = (step.now, step.config);
         // Plan with the state as it is now (boost included: the planner reads boost_state).
-        let inputs_hash = plan_inputs_hash(settings, state, rt, observed, step.book.coverage_end);
+        let inputs_hash = plan_inputs_hash(settings, state, rt, observed, step.book.coverage_end)
+            ^ step.pricing.fingerprint(step.contract_updated_at);
         let drifted = kept
             .as_ref()
             .is_some_and(|p| plan_drifted(p, observed.level_pct, now, cfg.replan_drift_pct));
@@ -223,8 +242,12 @@ impl DeviceKind for ElectricVehicles<'_> {
             }
             input
         })
-        .and_then(|input| input.plan_with_margin(now, &step.book.slots, cfg.ready_margin))
-        {
+        .and_then(|input| {
+            let power_kw = input.vehicle.max_charge_power_w / 1000.0;
+            let mut plan = input.plan_with_margin(now, step.plan_slots(), cfg.ready_margin)?;
+            plan.pricing = Some(step.pricing.describe(&plan, step.book, power_kw));
+            Ok(plan)
+        }) {
             Ok(plan) => Some(plan),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot plan; the car is left to charge on its own");
@@ -286,7 +309,14 @@ impl DeviceKind for ElectricVehicles<'_> {
         step: Step<'_>,
     ) -> DateTime<Utc> {
         let (state, rt, now) = (&mut work.state, &mut work.runtime, step.now);
-        if let Some(open) = session::update(rt, state, observed, step.book, now, claimed) {
+        if let Some(open) = session::update(
+            rt,
+            state,
+            observed,
+            (step.book, step.pricing.customer()),
+            now,
+            claimed,
+        ) {
             work.writes.sessions.push(open);
         }
         work.writes.reading = monitor::reading_to_report(claimed, rt, observed, step.book, now);

@@ -38,6 +38,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod session;
 pub mod steer;
+pub mod tariff;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod wallbox;

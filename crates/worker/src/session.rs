@@ -17,7 +17,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
-use voltplan_core::planner::{Plan, PlanMode, max_charge_power_w, settings_deadline_rule};
+use voltplan_core::planner::{
+    Plan, PlanMode, PriceBasis, max_charge_power_w, settings_deadline_rule,
+};
 use voltplan_core::session::{
     SessionFacts, SessionOutcome, deadline_in_force, judge, target_reached,
 };
@@ -26,6 +28,7 @@ use voltplan_store::fleet::{ClaimedVehicle, SessionData, SessionRecord};
 
 use crate::monitor::Observed;
 use crate::price_book::PriceBook;
+use crate::tariff::CustomerBook;
 use crate::runtime::{OpenSession, SessionFlags, VehicleRuntime};
 
 /// An open session is written at least this often while it lasts.
@@ -46,6 +49,7 @@ pub fn track(
     observed: &Observed,
     claimed: &ClaimedVehicle,
     book: &PriceBook,
+    customer: Option<&CustomerBook>,
 ) -> Transition {
     let mut transition = Transition::default();
     if observed.plugged_in && rt.session.is_none() {
@@ -79,7 +83,7 @@ pub fn track(
     }
     let car_limit = state.charge_target_max.map(f64::from);
     if let Some(session) = rt.session.as_mut() {
-        accrue(session, observed, book);
+        accrue(session, observed, book, customer);
         follow_settings(
             session,
             &claimed.vehicle.settings,
@@ -94,7 +98,7 @@ pub fn track(
     if !observed.plugged_in
         && let Some(mut session) = rt.session.take()
     {
-        refresh(&mut session, book);
+        refresh(&mut session, book, customer);
         let (outcome, reason) = judge(&facts(&session, observed.at));
         session.data.session_outcome = Some(outcome.as_str().to_owned());
         session.data.session_outcome_reason = reason.map(|r| r.as_str().to_owned());
@@ -107,10 +111,22 @@ pub fn track(
     transition
 }
 
-fn accrue(session: &mut OpenSession, observed: &Observed, book: &PriceBook) {
+fn accrue(
+    session: &mut OpenSession,
+    observed: &Observed,
+    book: &PriceBook,
+    customer: Option<&CustomerBook>,
+) {
     let data = &mut session.data;
     data.energy_charged_kwh += observed.energy_kwh;
     data.actual_cost_eur += book.cost_of(observed.energy_kwh, observed.energy_since, observed.at);
+    if let Some(c) = customer {
+        data.energy_contract_id.get_or_insert(c.contract_id);
+        data.customer_currency.get_or_insert_with(|| c.currency.clone());
+        *data.customer_cost.get_or_insert(0.0) +=
+            c.book
+                .cost_of(observed.energy_kwh, observed.energy_since, observed.at);
+    }
     if observed.charging {
         let kw = observed.rate_w / 1000.0;
         data.peak_charge_power_kw = Some(data.peak_charge_power_kw.map_or(kw, |p| p.max(kw)));
@@ -200,7 +216,7 @@ pub fn note_read_failure(rt: &mut VehicleRuntime) {
 }
 
 /// Recomputes the derived fields from the booked energy.
-fn refresh(session: &mut OpenSession, book: &PriceBook) {
+fn refresh(session: &mut OpenSession, book: &PriceBook, customer: Option<&CustomerBook>) {
     let data = &mut session.data;
     data.baseline_cost_eur = book.cost_charging_at_once(
         data.energy_charged_kwh,
@@ -208,6 +224,18 @@ fn refresh(session: &mut OpenSession, book: &PriceBook) {
         session.plug_in_time,
     );
     data.actual_savings_eur = Some(data.baseline_cost_eur - data.actual_cost_eur);
+    // The customer's baseline is priced only while the contract that priced the session holds.
+    if let (Some(c), Some(cost)) = (customer, data.customer_cost)
+        && data.energy_contract_id == Some(c.contract_id)
+    {
+        let baseline = c.book.cost_charging_at_once(
+            data.energy_charged_kwh,
+            session.baseline_power_kw,
+            session.plug_in_time,
+        );
+        data.customer_baseline_cost = Some(baseline);
+        data.customer_savings = Some(baseline - cost);
+    }
     data.avg_charge_power_kw = (session.charging_seconds > 0.0)
         .then(|| data.energy_charged_kwh / (session.charging_seconds / 3600.0));
 }
@@ -251,8 +279,23 @@ pub fn note_plan(rt: &mut VehicleRuntime, plan: Option<&Plan>) {
         session.facts.infeasible_at_plug_in = Some(!plan.feasible);
     }
     if session.planned_baseline_eur.is_none() && plan.energy_kwh > 0.0 {
-        session.planned_baseline_eur = Some(plan.baseline_cost_eur);
-        data.expected_savings_eur = Some(plan.savings_eur);
+        // A plan on the customer's price carries its day-ahead figures in `pricing`.
+        let wholesale = plan.pricing.as_ref().and_then(|p| {
+            (p.basis == PriceBasis::Customer)
+                .then_some(p.wholesale_baseline_cost_eur.zip(p.wholesale_cost_eur))
+                .flatten()
+        });
+        match wholesale {
+            Some((baseline, cost)) => {
+                session.planned_baseline_eur = Some(baseline);
+                data.expected_savings_eur = Some(baseline - cost);
+                data.customer_expected_savings = Some(plan.savings_eur);
+            }
+            None => {
+                session.planned_baseline_eur = Some(plan.baseline_cost_eur);
+                data.expected_savings_eur = Some(plan.savings_eur);
+            }
+        }
     }
 }
 
@@ -262,13 +305,13 @@ pub fn update(
     rt: &mut VehicleRuntime,
     state: &mut EvState,
     observed: &Observed,
-    book: &PriceBook,
+    (book, customer): (&PriceBook, Option<&CustomerBook>),
     now: DateTime<Utc>,
     claimed: &ClaimedVehicle,
 ) -> Option<SessionRecord> {
     let fallback = rt.fallback;
     let session = rt.session.as_mut()?;
-    refresh(session, book);
+    refresh(session, book, customer);
     let flags = &mut session.facts;
     flags.boosted |= crate::boost::boost_active(state);
     flags.paused |= claimed

@@ -84,6 +84,19 @@ pub struct SessionOut {
     pub session_outcome_reason: Option<String>,
     /// Voltplan extension: the first reading while plugged in at or above `target_soc_pct`.
     pub target_reached_at: Option<DateTime<Utc>>,
+    /// Voltplan extension: the customer's bill (`docs/tariffs.md`). The energy contract that
+    /// priced the session, from its first reading under that contract; null without one.
+    pub energy_contract_id: Option<Uuid>,
+    /// Currency of the `customer_*` figures.
+    pub customer_currency: Option<String>,
+    /// What the energy cost on the customer's price (energy, grid fees, levies, VAT).
+    pub customer_cost: Option<f64>,
+    /// What charging at once would have cost on the customer's price.
+    pub customer_baseline_cost: Option<f64>,
+    /// `customer_baseline_cost − customer_cost`: money off the customer's bill.
+    pub customer_savings: Option<f64>,
+    /// The first plan's expected savings on the customer's price.
+    pub customer_expected_savings: Option<f64>,
 }
 
 impl From<SessionRecord> for SessionOut {
@@ -110,6 +123,12 @@ impl From<SessionRecord> for SessionOut {
             session_outcome: d.session_outcome,
             session_outcome_reason: d.session_outcome_reason,
             target_reached_at: d.target_reached_at,
+            energy_contract_id: d.energy_contract_id,
+            customer_currency: d.customer_currency,
+            customer_cost: d.customer_cost,
+            customer_baseline_cost: d.customer_baseline_cost,
+            customer_savings: d.customer_savings,
+            customer_expected_savings: d.customer_expected_savings,
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct StatisticsRowOut {
     pub resolution: String,
     pub period: PeriodOut,
     pub savings: SavingsFiguresOut,
+    /// Voltplan extension: the savings on the customer's bill, over the bucket's sessions priced
+    /// by an energy contract (`docs/tariffs.md`); null when none was, or when they were in more
+    /// than one currency.
+    pub customer_savings: Option<CustomerSavingsOut>,
     pub consumption: ConsumptionOut,
     /// Always `null` for an electric vehicle.
     #[schema(value_type = Option<Object>)]
@@ -70,6 +74,17 @@ pub struct StatisticsRowOut {
     /// Always `null` for an electric vehicle.
     #[schema(value_type = Option<Object>)]
     pub inverter: Option<Value>,
+}
+
+/// Savings on the customer's price.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerSavingsOut {
+    pub currency: String,
+    pub total: f64,
+    /// In percent of what charging at once would have cost the customer.
+    pub percentage: Option<f64>,
+    /// Sessions priced by a contract.
+    pub sessions: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +113,16 @@ struct BucketSums {
     sessions: i64,
     power_kw_sum: f64,
     power_kw_count: u32,
+    customer: Option<CustomerSums>,
+    /// Sessions of the bucket were priced in more than one currency.
+    mixed_currencies: bool,
+}
+
+struct CustomerSums {
+    currency: String,
+    baseline: f64,
+    savings: f64,
+    sessions: i64,
 }
 
 impl BucketSums {
@@ -109,6 +134,23 @@ impl BucketSums {
         if let Some(kw) = s.data.avg_charge_power_kw {
             self.power_kw_sum += kw;
             self.power_kw_count += 1;
+        }
+        let d = &s.data;
+        if let (Some(currency), Some(baseline), Some(savings)) = (
+            &d.customer_currency,
+            d.customer_baseline_cost,
+            d.customer_savings,
+        ) {
+            let sums = self.customer.get_or_insert_with(|| CustomerSums {
+                currency: currency.clone(),
+                baseline: 0.0,
+                savings: 0.0,
+                sessions: 0,
+            });
+            self.mixed_currencies |= sums.currency != *currency;
+            sums.baseline += baseline;
+            sums.savings += savings;
+            sums.sessions += 1;
         }
     }
 
@@ -124,6 +166,17 @@ impl BucketSums {
                 percentage: (self.baseline_eur > 0.0)
                     .then(|| round_to(100.0 * self.savings_eur / self.baseline_eur, 2)),
             },
+            customer_savings: self
+                .customer
+                .as_ref()
+                .filter(|_| !self.mixed_currencies)
+                .map(|c| CustomerSavingsOut {
+                    currency: c.currency.clone(),
+                    total: round_to(c.savings, 4),
+                    percentage: (c.baseline > 0.0)
+                        .then(|| round_to(100.0 * c.savings / c.baseline, 2)),
+                    sessions: c.sessions,
+                }),
             consumption: ConsumptionOut {
                 total: round_to(self.energy_kwh, 4),
             },

@@ -1,8 +1,10 @@
 //! `/org/{org_id}/users/{user_id}/electric-vehicles`: the object of the seed page, field for
 //! field, with its types, nullability, enums and defaults.
-//! The object shown is in `out.rs`, the body written in `write.rs`; the handlers are here.
+//! The object shown is in `out.rs`, the body written in `write.rs`; the handlers are here. The
+//! weekly charge policy (`…/charge-policy`) is in `policy.rs`.
 
 pub(crate) mod out;
+pub(crate) mod policy;
 pub(crate) mod write;
 
 use axum::Json;

@@ -20,8 +20,13 @@ pub struct Deadline {
     pub target_pct: f64,
 }
 
-/// The next deadline strictly after `now`, or `None` when the rule has none.
+/// The next deadline strictly after `now`, or `None` when the rule has none. `tz` is the price
+/// zone's time zone; a weekly policy with a time zone of its own is read in that one instead.
 pub fn next_deadline(rule: &DeadlineRule, now: DateTime<Utc>, tz: Tz) -> Option<Deadline> {
+    let tz = match rule {
+        DeadlineRule::Weekly { tz: Some(own), .. } => *own,
+        _ => tz,
+    };
     let today = now.with_timezone(&tz).date_naive();
     // Eight days cover "later today" plus a full week of weekday entries.
     (0..8).find_map(|offset| {
@@ -29,7 +34,9 @@ pub fn next_deadline(rule: &DeadlineRule, now: DateTime<Utc>, tz: Tz) -> Option<
         let (time, target_pct) = match rule {
             DeadlineRule::None => return None,
             DeadlineRule::Daily { at, target_pct } => (*at, *target_pct),
-            DeadlineRule::Weekly { days } => days[date.weekday().num_days_from_monday() as usize]?,
+            DeadlineRule::Weekly { days, .. } => {
+                days[date.weekday().num_days_from_monday() as usize]?
+            }
         };
         let at = local_to_utc(date.and_time(time), &tz);
         (at > now).then_some(Deadline { at, target_pct })
@@ -92,7 +99,7 @@ mod tests {
         days[4] = Some((NaiveTime::from_hms_opt(7, 0, 0).unwrap(), 90.0));
         // 2024-01-10 is a Wednesday.
         let d = next_deadline(
-            &DeadlineRule::Weekly { days },
+            &DeadlineRule::Weekly { days, tz: None },
             utc("2024-01-10T12:00:00Z"),
             tz,
         )
@@ -103,5 +110,55 @@ mod tests {
             next_deadline(&DeadlineRule::None, utc("2024-01-10T12:00:00Z"), tz),
             None
         );
+    }
+
+    #[test]
+    fn a_weekly_policys_own_time_zone_wins_over_the_zones() {
+        let zone_tz = Tz::Europe__Vienna;
+        let mut days = [None; 7];
+        // Friday 07:00, 90 %.
+        days[4] = Some((NaiveTime::from_hms_opt(7, 0, 0).unwrap(), 90.0));
+        let now = utc("2024-01-10T12:00:00Z");
+        let vienna = next_deadline(&DeadlineRule::Weekly { days, tz: None }, now, zone_tz).unwrap();
+        let london = next_deadline(
+            &DeadlineRule::Weekly {
+                days,
+                tz: Some(Tz::Europe__London),
+            },
+            now,
+            zone_tz,
+        )
+        .unwrap();
+        // 07:00 in Vienna (CET) is 06:00 UTC; 07:00 in London (GMT) is 07:00 UTC.
+        assert_eq!(vienna.at, utc("2024-01-12T06:00:00Z"));
+        assert_eq!(london.at, utc("2024-01-12T07:00:00Z"));
+        assert_eq!(london.at - vienna.at, Duration::hours(1));
+        assert_eq!(london.target_pct, 90.0);
+    }
+
+    #[test]
+    fn the_weekday_is_the_policys_time_zones() {
+        // 2024-01-11 23:30 UTC is Thursday 23:30 in London and already Friday 00:30 in Vienna:
+        // Friday 00:45 is a quarter of an hour away in Vienna, an hour and a quarter in London.
+        let mut days = [None; 7];
+        days[4] = Some((NaiveTime::from_hms_opt(0, 45, 0).unwrap(), 80.0));
+        let now = utc("2024-01-11T23:30:00Z");
+        let vienna = next_deadline(
+            &DeadlineRule::Weekly { days, tz: None },
+            now,
+            Tz::Europe__Vienna,
+        )
+        .unwrap();
+        let london = next_deadline(
+            &DeadlineRule::Weekly {
+                days,
+                tz: Some(Tz::Europe__London),
+            },
+            now,
+            Tz::Europe__Vienna,
+        )
+        .unwrap();
+        assert_eq!(vienna.at, utc("2024-01-11T23:45:00Z"));
+        assert_eq!(london.at, utc("2024-01-12T00:45:00Z"));
     }
 }

@@ -2,6 +2,7 @@
 //! (percentages as `f64`, power in W, the deadline rule resolved from the API's fields).
 
 use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::vehicle::{BoostState, EvSettings, EvState, WeeklyChargePolicy};
@@ -61,8 +62,13 @@ pub enum DeadlineRule {
     None,
     /// `minimum_charge_limit` by the next occurrence of `charge_deadline_at`.
     Daily { at: NaiveTime, target_pct: f64 },
-    /// The weekday's entry of the weekly charge policy (Monday first); days without entry are skipped.
-    Weekly { days: [Option<(NaiveTime, f64)>; 7] },
+    /// The weekday's entry of the weekly charge policy (Monday first); days without entry are
+    /// skipped. The weekdays and times are those of `tz`, the policy's own time zone, when it has
+    /// one, else of the price zone.
+    Weekly {
+        days: [Option<(NaiveTime, f64)>; 7],
+        tz: Option<Tz>,
+    },
 }
 
 /// A request field that was absent and whose default went into the planner's input, with that
@@ -212,7 +218,7 @@ impl PlanInput {
             DeadlineRule::Daily { target_pct, .. } => {
                 check_pct("minimum_charge_limit", *target_pct)?
             }
-            DeadlineRule::Weekly { days } => {
+            DeadlineRule::Weekly { days, .. } => {
                 for (_, pct) in days.iter().flatten() {
                     check_pct("weekly_charge_policy", *pct)?;
                 }
@@ -260,7 +266,8 @@ pub fn settings_deadline_rule(settings: &EvSettings) -> DeadlineRule {
 }
 
 /// The deadline rule from the API's fields: the weekly policy when it is enabled and present,
-/// otherwise `minimum_charge_limit` by `charge_deadline_at`.
+/// otherwise `minimum_charge_limit` by `charge_deadline_at`. A policy's `timezone` that is not an
+/// IANA name (the API refuses those) falls back to the price zone's.
 pub fn deadline_rule(
     charge_deadline_at: Option<NaiveTime>,
     minimum_charge_limit: Option<f64>,
@@ -275,7 +282,11 @@ pub fn deadline_rule(
                 )
             })
         });
-        return DeadlineRule::Weekly { days };
+        let tz = policy
+            .timezone
+            .as_deref()
+            .and_then(|name| name.parse().ok());
+        return DeadlineRule::Weekly { days, tz };
     }
     match (charge_deadline_at, minimum_charge_limit) {
         (Some(at), Some(target_pct)) => DeadlineRule::Daily { at, target_pct },

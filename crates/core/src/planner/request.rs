@@ -17,7 +17,7 @@ use super::input::{
 };
 use super::output::Plan;
 use crate::price::PriceSlot;
-use crate::vehicle::{BoostState, DailyChargeTarget, WeeklyChargePolicy};
+use crate::vehicle::{BoostState, DailyChargeTarget, WeeklyChargePolicy, canonical_time_zone};
 use crate::zone::PriceZone;
 
 /// A `voltplan plan` request. Read through `RawPlanRequest`, which tells absent fields from given
@@ -209,7 +209,8 @@ impl From<RawPlanRequest> for PlanRequest {
     }
 }
 
-/// The API's `ChargeWeeklyPolicySchema` data: `mon` … `sun`.
+/// The API's `ChargeWeeklyPolicySchema` data: `mon` … `sun`, and the `timezone` of their
+/// wall-clock times (an IANA name; absent: the price zone's).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WeeklyPolicyRequest {
     #[serde(default)]
@@ -226,6 +227,12 @@ pub struct WeeklyPolicyRequest {
     pub sat: Option<DayPolicyRequest>,
     #[serde(default)]
     pub sun: Option<DayPolicyRequest>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "iana_time_zone"
+    )]
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +260,7 @@ impl WeeklyPolicyRequest {
                 day(&self.sat),
                 day(&self.sun),
             ],
+            timezone: self.timezone.clone(),
         }
     }
 }
@@ -371,6 +379,19 @@ fn deadline_given_or_null<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<NaiveTime>>, D::Error> {
     hh_mm::deserialize(d).map(Some)
+}
+
+/// A time zone's IANA name (`Europe/London`), kept as its canonical spelling; `null` allowed.
+fn iana_time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|name| {
+            canonical_time_zone(&name).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "weekly_charge_policy.timezone: {name:?} is not an IANA time zone"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// Capacities arrive as `79.5` from some clouds and `"79.5"` from others.

@@ -316,15 +316,12 @@ impl Store for ThisStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query(
-            "UPDATE buildings SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(org.id())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        for devices in ["electric_vehicles", "wallboxes"] {
+        for devices in [
+            "buildings",
+            "energy_contracts",
+            "electric_vehicles",
+            "wallboxes",
+        ] {
             let delete = format!(
                 "UPDATE {devices} SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL"
             );

@@ -44,6 +44,7 @@ use voltplan_store::{OrgScope, Store, StoreError};
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::events::{Change, DeviceRef, Facts, device_events};
 use crate::replan::{Fnv1a, plan_drifted};
+use crate::tariff::Owner;
 pub use plan::COLD_START_NEED_KWH;
 use plan::{car_need_kwh, inputs_hash, plan_input, session_need};
 use session::{cost_up_to, report, session_record, track_session};
@@ -192,6 +193,16 @@ impl DeviceKind for Wallboxes<'_> {
         (claimed.wallbox.price_zone, claimed.wallbox.org_id)
     }
 
+    fn owner(claimed: &ClaimedWallbox) -> Owner {
+        let w = &claimed.wallbox;
+        Owner {
+            org_id: w.org_id,
+            user_id: w.user_id,
+            building_id: w.building_id,
+            price_key: Self::price_key(claimed),
+        }
+    }
+
     fn settings(claimed: &ClaimedWallbox) -> &WallboxSettings {
         &claimed.wallbox.settings
     }
@@ -308,7 +319,8 @@ impl DeviceKind for Wallboxes<'_> {
     ) -> Planned {
         let settings = &claimed.wallbox.settings;
         let (state, rt, now) = (&work.state, &mut work.runtime, step.now);
-        let hash = inputs_hash(settings, state, observed, step.book.coverage_end);
+        let hash = inputs_hash(settings, state, observed, step.book.coverage_end)
+            ^ step.pricing.fingerprint(step.contract_updated_at);
         let level = observed.level_pct();
         let drifted = kept
             .as_ref()
@@ -332,7 +344,12 @@ impl DeviceKind for Wallboxes<'_> {
         let input = plan_input(settings, state, observed, claimed.wallbox.price_zone);
         let plan = match input
             .validate()
-            .and_then(|()| input.plan_with_margin(now, &step.book.slots, step.config.ready_margin))
+            .and_then(|()| input.plan_with_margin(now, step.plan_slots(), step.config.ready_margin))
+            .map(|mut plan| {
+                let power_kw = input.vehicle.max_charge_power_w / 1000.0;
+                plan.pricing = Some(step.pricing.describe(&plan, step.book, power_kw));
+                plan
+            })
         {
             Ok(plan) => Some(plan),
             Err(error) => {
