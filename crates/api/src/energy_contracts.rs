@@ -494,7 +494,9 @@ fn apply_patch(
     patch.building_id.apply(&mut r.building_id);
     patch.meter_id.apply(&mut c.meter_id);
     patch.supplier.apply(&mut c.supplier);
-    patch.currency_energy_price.apply(&mut c.currency_energy_price);
+    patch
+        .currency_energy_price
+        .apply(&mut c.currency_energy_price);
     patch
         .energy_price_includes_external_components
         .apply(&mut c.energy_price_includes_external_components);
@@ -580,7 +582,10 @@ pub async fn create_energy_contract(
     body: JsonObject,
 ) -> ApiResult<Json<EnergyContractOut>> {
     let now = state.now();
-    state.store().get_user(access.org, path.user_id, false).await?;
+    state
+        .store()
+        .get_user(access.org, path.user_id, false)
+        .await?;
     let mut f = Fields::new(body, EnergyContractWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     f.finish()?;

@@ -136,11 +136,9 @@ pub async fn get_plan(
                         price_eur_mwh: p.price_eur_mwh,
                     })
                     .collect();
-                if let Ok(customer) = customer_prices(
-                    &contract.contract,
-                    &slots,
-                    vehicle.price_zone.time_zone(),
-                ) {
+                if let Ok(customer) =
+                    customer_prices(&contract.contract, &slots, vehicle.price_zone.time_zone())
+                {
                     for (out, slot) in prices.iter_mut().zip(customer.slots) {
                         out.customer_price_per_mwh = Some(slot.price_eur_mwh);
                     }

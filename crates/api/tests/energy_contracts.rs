@@ -66,10 +66,7 @@ async fn contracts_are_created_read_updated_and_deleted() {
             created["tariff_components"][0]["windows"][0]["from"],
             "03:00:00"
         );
-        assert_eq!(
-            created["tariff_components"][0]["valid_from"],
-            "2026-01-01"
-        );
+        assert_eq!(created["tariff_components"][0]["valid_from"], "2026-01-01");
         let id = id_of(&created);
         let (status, read) = s.get(&t.token, &contract_path(t.org_id, user, id)).await;
         assert_eq!((status, &read), (200, &created));
@@ -100,7 +97,9 @@ async fn contracts_are_created_read_updated_and_deleted() {
         assert_eq!(status, 404);
         let (status, _) = s.delete(&t.token, &contract_path(t.org_id, user, id)).await;
         assert_eq!(status, 404);
-        let (status, list) = s.get(&t.token, &format!("{path}?include_deleted=true")).await;
+        let (status, list) = s
+            .get(&t.token, &format!("{path}?include_deleted=true"))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(list.as_array().unwrap().len(), 2);
 
@@ -128,7 +127,10 @@ async fn every_validation_rule_names_its_field_and_writes_nothing() {
                 "windows": [{"days": days, "from": from, "to": "06:00", "price_per_kwh": 0.0}]}]})
         };
         let cases: Vec<(Value, &str)> = vec![
-            (json!({"energy_contract_type": "hourly"}), "energy_contract_type"),
+            (
+                json!({"energy_contract_type": "hourly"}),
+                "energy_contract_type",
+            ),
             (
                 json!({"energy_prices": [{"price": 0.3, "timestamp": "2026-01-01T00:00:00Z"}]}),
                 "currency_energy_price",
@@ -152,9 +154,15 @@ async fn every_validation_rule_names_its_field_and_writes_nothing() {
             (json!({"energy_prices": [1]}), "energy_prices.0"),
             (json!({"meter_id": "12345678901234567890"}), "meter_id"),
             (json!({"supplier": "x".repeat(101)}), "supplier"),
-            (json!({"currency_energy_price": "eur"}), "currency_energy_price"),
+            (
+                json!({"currency_energy_price": "eur"}),
+                "currency_energy_price",
+            ),
             // A spot price is in EUR; a fixed CHF contract is fine (below).
-            (json!({"currency_energy_price": "CHF"}), "currency_energy_price"),
+            (
+                json!({"currency_energy_price": "CHF"}),
+                "currency_energy_price",
+            ),
             (json!({"vat_percentage": 150}), "vat_percentage"),
             (json!({"spot_markup_per_kwh": -6}), "spot_markup_per_kwh"),
             (json!({"timezone": "Europe/Atlantis"}), "timezone"),
@@ -372,10 +380,7 @@ async fn the_worker_plans_on_the_customers_price_and_back_within_one_cycle() {
 
         // Without the contract, the next cycle plans on the day-ahead price again.
         let (status, _) = s
-            .delete(
-                &t.token,
-                &contract_path(t.org_id, user, id_of(&contract)),
-            )
+            .delete(&t.token, &contract_path(t.org_id, user, id_of(&contract)))
             .await;
         assert_eq!(status, 204);
         worker.run_once().await.unwrap();
@@ -384,6 +389,99 @@ async fn the_worker_plans_on_the_customers_price_and_back_within_one_cycle() {
         assert_eq!(plan["pricing"]["basis"], "wholesale", "{plan}");
         assert!(charges_between(plan, cheap_from, cheap_to), "{plan}");
         assert!(answer["prices"][0]["customer_price_per_mwh"].is_null());
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_savings_report_the_customers_bill_beside_the_wholesale_cost() {
+    for backend in backends() {
+        let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
+        s.cheap_night_hour_prices().await;
+        let (t, user) = s.tenant_with_user("Utility A").await;
+        let ev = s
+            .create_ev(
+                &t,
+                user,
+                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                       "minimum_charge_limit": 80, "charge_deadline_at": "06:00",
+                       "device_model": {"manufacturer": "tesla", "model": "model 3",
+                                        "cloud_service": voltplan_clouds::SANDBOX_CLOUD.id}}),
+            )
+            .await;
+        let ev = id_of(&ev);
+        // A flat 0.10 €/kWh grid fee and a 0.02 markup, no VAT: every kWh costs the customer
+        // exactly 0.12 € more than wholesale, whenever it is drawn.
+        let (status, contract) = s
+            .post(
+                &t.token,
+                &contracts_path(t.org_id, user),
+                json!({"energy_contract_type": "spot_hourly", "spot_markup_per_kwh": 0.02,
+                       "tariff_components": [{"name": "grid fee", "price_per_kwh": 0.10}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{contract}");
+        let sandbox_path = sandbox_ev_path(t.org_id, ev);
+        let (status, _) = s
+            .post_empty(&t.token, &format!("{sandbox_path}/plug-in"))
+            .await;
+        assert_eq!(status, 200);
+        let worker = s.sandbox_worker(&sandbox, "tariff-session-test");
+        // Through the night to the deadline (06:00 Berlin = 05:00 UTC), a cycle every 15 minutes.
+        let end = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 27, 5, 30, 0).unwrap();
+        while s.clock_now() < end {
+            worker.run_once().await.unwrap();
+            s.clock.advance(chrono::Duration::minutes(15));
+        }
+        // The night outlived the token.
+        let t = Tenant {
+            token: s.token(&t.client_id, &t.client_secret).await,
+            ..t
+        };
+        let (status, _) = s
+            .post_empty(&t.token, &format!("{sandbox_path}/unplug"))
+            .await;
+        assert_eq!(status, 200);
+        worker.run_once().await.unwrap();
+
+        let sessions = format!(
+            "{}/sessions?from=2026-11-26&to=2026-11-27",
+            ev_path(t.org_id, user, ev)
+        );
+        let (status, page) = s.get(&t.token, &sessions).await;
+        assert_eq!(status, 200, "{page}");
+        let session = &page["items"][0];
+        assert_ne!(session["unplug_time"], Value::Null, "{session}");
+        let energy = session["energy_charged_kwh"].as_f64().unwrap();
+        assert!(energy > 10.0, "{session}");
+        assert_eq!(session["energy_contract_id"], contract["id"]);
+        assert_eq!(session["customer_currency"], "EUR");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        let wholesale = session["actual_cost_eur"].as_f64().unwrap();
+        let customer = session["customer_cost"].as_f64().unwrap();
+        assert!(close(customer, wholesale + 0.12 * energy), "{session}");
+        let savings = session["customer_savings"].as_f64().unwrap();
+        let baseline = session["customer_baseline_cost"].as_f64().unwrap();
+        assert!(close(baseline - customer, savings), "{session}");
+        // A flat surcharge moves no charging: the bill saves what wholesale saves.
+        assert!(
+            close(savings, session["actual_savings_eur"].as_f64().unwrap()),
+            "{session}"
+        );
+
+        let savings_path = format!(
+            "{}/savings?from=2026-11-01&to=2026-11-30",
+            ev_path(t.org_id, user, ev)
+        );
+        let (status, body) = s.get(&t.token, &savings_path).await;
+        assert_eq!(status, 200, "{body}");
+        let row = &body["data"][0];
+        assert_eq!(row["customer_savings"]["currency"], "EUR");
+        assert_eq!(row["customer_savings"]["sessions"], 1);
+        assert!(close(
+            row["customer_savings"]["total"].as_f64().unwrap(),
+            (savings * 10_000.0).round() / 10_000.0
+        ));
         s.stop().await;
     }
 }

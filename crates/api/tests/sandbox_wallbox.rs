@@ -46,6 +46,20 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
                        "session_energy_kwh": 10.0}),
             )
             .await;
+        // The driver's contract adds a flat 0.12 €/kWh (grid fee and markup, no VAT): it moves
+        // no charging, and the bill is the wholesale cost plus 0.12 € per metered kWh.
+        let (status, contract) = server
+            .post(
+                &tenant.token,
+                &format!(
+                    "/api/partners/v2.0/org/{}/users/{user}/energy-contracts",
+                    tenant.org_id
+                ),
+                json!({"spot_markup_per_kwh": 0.02,
+                       "tariff_components": [{"name": "grid fee", "price_per_kwh": 0.10}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{contract}");
         let ocpp = &created["ocpp"];
         let mut config = ChargerConfig::new(
             server.base.replacen("http://", "ws://", 1) + "/ocpp",
@@ -155,6 +169,13 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
             "charged at the cheap price: {session}"
         );
         assert!(session["unplug_time"].is_string(), "{session}");
+        assert_eq!(session["energy_contract_id"], contract["id"], "{session}");
+        let customer = session["customer_cost"].as_f64().unwrap();
+        assert!(
+            (customer - (cost + 0.12 * energy)).abs() < 1e-6,
+            "{session}"
+        );
+        let customer_savings = session["customer_savings"].as_f64().unwrap();
         // Charging at once at 100 €/MWh would have cost about ten times as much: the savings are
         // the organisation's too.
         let (status, savings) = server
@@ -175,6 +196,11 @@ async fn a_sandbox_wallbox_charges_in_the_cheap_hour_and_the_session_matches_its
         assert_eq!(
             savings["electric_vehicle_savings"],
             savings["total_savings"]
+        );
+        // A flat surcharge moves no charging: the bill saves what the wholesale cost saves.
+        assert!(
+            (customer_savings - saved).abs() < 1e-3,
+            "{session} {savings}"
         );
         drop(charger);
         server.stop().await;

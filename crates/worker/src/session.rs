@@ -28,8 +28,8 @@ use voltplan_store::fleet::{ClaimedVehicle, SessionData, SessionRecord};
 
 use crate::monitor::Observed;
 use crate::price_book::PriceBook;
-use crate::tariff::CustomerBook;
 use crate::runtime::{OpenSession, SessionFlags, VehicleRuntime};
+use crate::tariff::CustomerBook;
 
 /// An open session is written at least this often while it lasts.
 const SESSION_WRITE_EVERY: Duration = Duration::minutes(15);
@@ -122,7 +122,8 @@ fn accrue(
     data.actual_cost_eur += book.cost_of(observed.energy_kwh, observed.energy_since, observed.at);
     if let Some(c) = customer {
         data.energy_contract_id.get_or_insert(c.contract_id);
-        data.customer_currency.get_or_insert_with(|| c.currency.clone());
+        data.customer_currency
+            .get_or_insert_with(|| c.currency.clone());
         *data.customer_cost.get_or_insert(0.0) +=
             c.book
                 .cost_of(observed.energy_kwh, observed.energy_since, observed.at);

@@ -31,7 +31,10 @@ pub enum Pricing {
     Wholesale,
     Customer(CustomerBook),
     /// The owner's contract could not price the slots; planned on the day-ahead price.
-    Refused { contract_id: Uuid, note: String },
+    Refused {
+        contract_id: Uuid,
+        note: String,
+    },
 }
 
 impl Pricing {

@@ -32,7 +32,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
 use voltplan_core::charger::RateUnit;
-use voltplan_core::planner::Plan;
+use voltplan_core::planner::{Plan, PriceBasis};
 use voltplan_core::vehicle::StatusLevel;
 use voltplan_core::wallbox::{WallboxSettings, WallboxState};
 use voltplan_ocpp::profile::{ProfileRequest, Step as PowerStep, Unit, set_charging_profile};
@@ -294,7 +294,7 @@ impl DeviceKind for Wallboxes<'_> {
         };
         observe_status(&mut work.state, charger, reading.last_call, now);
         if let Some(session) = work.runtime.session.as_mut() {
-            cost_up_to(session, reading.meter.iter().copied(), step.book);
+            cost_up_to(session, reading.meter.iter().copied(), step);
         }
         let opened = track_session(claimed, work, reading, &observed, step);
         apply_boost(settings, work, &observed, opened, now);
@@ -349,8 +349,7 @@ impl DeviceKind for Wallboxes<'_> {
                 let power_kw = input.vehicle.max_charge_power_w / 1000.0;
                 plan.pricing = Some(step.pricing.describe(&plan, step.book, power_kw));
                 plan
-            })
-        {
+            }) {
             Ok(plan) => Some(plan),
             Err(error) => {
                 tracing::debug!(%error, "cannot plan the wallbox; it charges on its own");
@@ -360,7 +359,19 @@ impl DeviceKind for Wallboxes<'_> {
         if let (Some(session), Some(plan)) = (rt.session.as_mut(), plan.as_ref()) {
             // A boost plan has no deadline; the session keeps the one it was planned for.
             session.deadline = plan.deadline.or(session.deadline);
-            session.expected_savings_eur = Some(plan.savings_eur);
+            // A plan on the customer's price carries its day-ahead figures in `pricing`.
+            let wholesale = plan
+                .pricing
+                .as_ref()
+                .filter(|p| p.basis == PriceBasis::Customer)
+                .and_then(|p| p.wholesale_baseline_cost_eur.zip(p.wholesale_cost_eur));
+            match wholesale {
+                Some((baseline, cost)) => {
+                    session.expected_savings_eur = Some(baseline - cost);
+                    session.customer_expected_savings = Some(plan.savings_eur);
+                }
+                None => session.expected_savings_eur = Some(plan.savings_eur),
+            }
         }
         Planned {
             plan,
@@ -494,14 +505,13 @@ impl DeviceKind for Wallboxes<'_> {
         let wallbox = &claimed.wallbox;
         if let Some(session) = work.runtime.session.as_mut() {
             let latest = wallbox.charger.meter_at.zip(wallbox.charger.meter_wh);
-            cost_up_to(session, latest.into_iter(), step.book);
+            cost_up_to(session, latest.into_iter(), step);
             if let Some(power) = wallbox.charger.power_w {
                 let kw = power / 1000.0;
                 session.peak_power_kw = Some(session.peak_power_kw.map_or(kw, |p| p.max(kw)));
             }
             let max_kw = f64::from(wallbox.settings.charge_power_max_w) / 1000.0;
-            let record =
-                session_record(wallbox.org_id, wallbox.id, session, None, max_kw, step.book);
+            let record = session_record(wallbox.org_id, wallbox.id, session, None, max_kw, step);
             work.writes.sessions.push(record);
         }
         work.writes.reading = report(wallbox, &mut work.runtime, observed, step);

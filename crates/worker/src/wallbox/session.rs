@@ -6,9 +6,10 @@ use uuid::Uuid;
 use voltplan_store::fleet::{ReadingRecord, SessionData, SessionRecord};
 use voltplan_store::wallbox_fleet::ClaimedWallbox;
 
-use super::types::{WallboxObserved, WallboxReading, WallboxRuntime, WallboxSession, Wallboxes};
+use super::types::{
+    CustomerCosting, WallboxObserved, WallboxReading, WallboxRuntime, WallboxSession, Wallboxes,
+};
 use crate::device::{Step, Work};
-use crate::price_book::PriceBook;
 
 /// Opens a session when a transaction starts, closes it (into the cycle's writes) when the
 /// transaction stops; `true` when a session opened in this cycle.
@@ -32,9 +33,9 @@ pub(super) fn track_session(
             .find(|t| t.id == session.transaction_id);
         let end = stopped.and_then(|t| t.stopped_at).unwrap_or(step.now);
         let last = stopped.and_then(|t| Some((t.stopped_at?, t.meter_stop_wh? as f64)));
-        cost_up_to(&mut session, last.into_iter(), step.book);
+        cost_up_to(&mut session, last.into_iter(), step);
         let max_kw = f64::from(claimed.wallbox.settings.charge_power_max_w) / 1000.0;
-        let record = session_record(org_id, wallbox_id, &session, Some(end), max_kw, step.book);
+        let record = session_record(org_id, wallbox_id, &session, Some(end), max_kw, step);
         work.writes.sessions.push(record);
     }
     if let Some(open) = &observed.open
@@ -52,6 +53,8 @@ pub(super) fn track_session(
             need_kwh: observed.car_need_kwh,
             deadline: None,
             expected_savings_eur: None,
+            customer: None,
+            customer_expected_savings: None,
         });
         work.runtime.sent_decision = None;
         work.runtime.attempt = 0;
@@ -62,18 +65,27 @@ pub(super) fn track_session(
 
 /// Prices the energy between register readings newer than the last costed one: the energy
 /// between two readings is spread over the time between them, slot by slot
-/// ([`PriceBook::cost_of`]), so the cost follows the charger's own register.
+/// ([`crate::price_book::PriceBook::cost_of`]), so the cost follows the charger's own register; likewise on the
+/// customer's price when a contract prices the wallbox.
 pub(super) fn cost_up_to(
     session: &mut WallboxSession,
     readings: impl Iterator<Item = (DateTime<Utc>, f64)>,
-    book: &PriceBook,
+    step: Step<'_>,
 ) {
     for (at, wh) in readings {
         if at <= session.costed_at || wh < session.costed_meter_wh {
             continue;
         }
         let kwh = (wh - session.costed_meter_wh) / 1000.0;
-        session.cost_eur += book.cost_of(kwh, session.costed_at, at);
+        session.cost_eur += step.book.cost_of(kwh, session.costed_at, at);
+        if let Some(c) = step.pricing.customer() {
+            let costing = session.customer.get_or_insert_with(|| CustomerCosting {
+                contract_id: c.contract_id,
+                currency: c.currency.clone(),
+                cost: 0.0,
+            });
+            costing.cost += c.book.cost_of(kwh, session.costed_at, at);
+        }
         session.costed_at = at;
         session.costed_meter_wh = wh;
     }
@@ -85,11 +97,24 @@ pub(super) fn session_record(
     session: &WallboxSession,
     unplug: Option<DateTime<Utc>>,
     max_power_kw: f64,
-    book: &PriceBook,
+    step: Step<'_>,
 ) -> SessionRecord {
     let energy = ((session.costed_meter_wh - session.meter_start_wh) / 1000.0).max(0.0);
     // What the same energy would have cost charged at once from the plug-in.
-    let baseline = book.cost_charging_at_once(energy, max_power_kw, session.plug_in);
+    let baseline = step
+        .book
+        .cost_charging_at_once(energy, max_power_kw, session.plug_in);
+    // The customer's baseline only while the contract that priced the session still applies.
+    let customer = session.customer.as_ref();
+    let customer_baseline = customer.and_then(|costing| {
+        step.pricing
+            .customer()
+            .filter(|c| c.contract_id == costing.contract_id)
+            .map(|c| {
+                c.book
+                    .cost_charging_at_once(energy, max_power_kw, session.plug_in)
+            })
+    });
     SessionRecord {
         id: session.id,
         org_id,
@@ -103,6 +128,12 @@ pub(super) fn session_record(
             actual_cost_eur: session.cost_eur,
             baseline_cost_eur: baseline,
             expected_savings_eur: session.expected_savings_eur,
+            energy_contract_id: customer.map(|c| c.contract_id),
+            customer_currency: customer.map(|c| c.currency.clone()),
+            customer_cost: customer.map(|c| c.cost),
+            customer_baseline_cost: customer_baseline,
+            customer_savings: customer_baseline.zip(customer).map(|(b, c)| b - c.cost),
+            customer_expected_savings: session.customer_expected_savings,
             ..SessionData::default()
         },
     }

@@ -117,4 +117,17 @@ pub struct WallboxSession {
     pub need_kwh: Option<f64>,
     pub deadline: Option<DateTime<Utc>>,
     pub expected_savings_eur: Option<f64>,
+    /// The same energy on the customer's price, from the first costing under a contract.
+    #[serde(default)]
+    pub customer: Option<CustomerCosting>,
+    #[serde(default)]
+    pub customer_expected_savings: Option<f64>,
+}
+
+/// A session's cost on the customer's price (`crate::tariff`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerCosting {
+    pub contract_id: Uuid,
+    pub currency: String,
+    pub cost: f64,
 }
