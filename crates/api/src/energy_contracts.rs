@@ -227,7 +227,8 @@ write_body! {
     /// `energy_price_includes_external_components` is true; the energy price is the contract's
     /// (`monthly`, `yearly`: a step function of `energy_prices`; `spot_hourly` with prices: each
     /// covers its hour) or else the zone's day-ahead price plus `spot_markup_per_kwh`. A contract
-    /// that follows the day-ahead market must be in EUR. Prices are per kWh.
+    /// that follows the day-ahead market is in the market's currency (EUR; GBP in the UK zone).
+    /// Prices are per kWh.
     pub struct EnergyContractWrite {
         energy_contract_type: Option<ContractTypeOut>,
         /// Sorted by timestamp when stored; default `[]`.

@@ -137,7 +137,7 @@ pub async fn get_plan(
                     })
                     .collect();
                 if let Ok(customer) =
-                    customer_prices(&contract.contract, &slots, vehicle.price_zone.time_zone())
+                    customer_prices(&contract.contract, &slots, vehicle.price_zone)
                 {
                     for (out, slot) in prices.iter_mut().zip(customer.slots) {
                         out.customer_price_per_mwh = Some(slot.price_eur_mwh);

@@ -11,6 +11,10 @@
 //!   calendar day;
 //! - Voltplan only knows the prices published at each moment (day-ahead results at 13:00 local for
 //!   the next day) and re-plans at each publication during the session; the optimum knows all.
+//!
+//! With `--contract FILE` (an energy contract, `docs/tariffs.md`) each session is also replayed on
+//! the customer's price (`voltplan_core::tariff::customer_prices` of the same day-ahead series),
+//! and a second table prices every strategy on that price: the customer's bill.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -23,6 +27,7 @@ use chrono::{
 };
 use voltplan_core::PriceSlot;
 use voltplan_core::planner::{DeadlineRule, Plan, PlannerSettings, VehicleSnapshot, plan};
+use voltplan_core::tariff::customer_prices;
 use voltplan_core::time::{LocalInstant, local_to_utc, resolve_local};
 use voltplan_core::zone::PriceZone;
 
@@ -47,6 +52,10 @@ pub struct BacktestArgs {
     /// Replay only every n-th session (1 = all).
     #[arg(long, default_value_t = 1)]
     pub every: usize,
+    /// The customer's energy contract, JSON (`docs/tariffs.md`): also plan on the customer's price
+    /// and report the customer's bill.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
 }
 
 /// Sessions longer than this cannot be expressed as one daily deadline and are skipped.
@@ -76,6 +85,21 @@ struct Totals {
     baseline_targets_met: usize,
     plan_blocks: usize,
     replans: usize,
+    /// With a contract: every strategy on the customer's bill.
+    bill: Bill,
+}
+
+/// The customer's bill, in the contract's currency: every strategy priced on the customer's price.
+#[derive(Default)]
+struct Bill {
+    baseline: f64,
+    /// Voltplan planning on the day-ahead price (as without a contract).
+    plan_on_wholesale: f64,
+    /// Voltplan planning on the customer's price.
+    plan: f64,
+    optimum: f64,
+    plan_targets_met: usize,
+    plan_blocks: usize,
 }
 
 pub fn run(args: BacktestArgs) -> Result<()> {
@@ -83,6 +107,12 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     let prices_file = args
         .data_dir
         .join("prices/smard_grosshandelspreise_2024_hourly_multizone_de.csv");
+    let contract = args
+        .contract
+        .as_deref()
+        .map(crate::plan_cmd::read_contract)
+        .transpose()?;
+    let mut bills = Vec::new();
     println!(
         "| zone | sessions | skipped | energy MWh | at once €/MWh | Voltplan €/MWh | optimum €/MWh | savings % | share of optimum % | targets met (at once / Voltplan / optimum) % | blocks/session | re-plans |"
     );
@@ -92,7 +122,20 @@ pub fn run(args: BacktestArgs) -> Result<()> {
             .parse()
             .with_context(|| format!("--zones: {zone_name}"))?;
         let prices = read_smard_hourly(&prices_file, zone)?;
-        let t = replay(&args, zone, &sessions, &prices)?;
+        let customer = match &contract {
+            Some(contract) => Some(
+                customer_prices(contract, &prices, zone)
+                    .with_context(|| format!("the contract cannot price {zone}"))?,
+            ),
+            None => None,
+        };
+        let t = replay(
+            &args,
+            zone,
+            &sessions,
+            &prices,
+            customer.as_ref().map(|c| c.slots.as_slice()),
+        )?;
         let per_mwh = |eur: f64| eur / t.energy_kwh * 1000.0;
         let pct = |n: usize| 100.0 * n as f64 / t.sessions.max(1) as f64;
         println!(
@@ -111,8 +154,50 @@ pub fn run(args: BacktestArgs) -> Result<()> {
             t.plan_blocks as f64 / t.sessions.max(1) as f64,
             t.replans,
         );
+        if let Some(customer) = customer {
+            bills.push((zone, customer.currency, t));
+        }
+    }
+    if let Some(path) = &args.contract {
+        print_bills(path, &bills);
     }
     Ok(())
+}
+
+/// The second table: the customer's bill under the contract for each strategy.
+fn print_bills(contract: &Path, bills: &[(PriceZone, String, Totals)]) {
+    println!();
+    println!(
+        "Customer's bill under {}: every strategy priced on the customer's price (totals in the contract's currency).",
+        contract.display()
+    );
+    println!();
+    println!(
+        "| zone | currency | sessions | energy MWh | at once | Voltplan on wholesale | Voltplan on customer price | optimum | at once /kWh | Voltplan on customer price /kWh | savings on the bill | savings % | of which from planning on the customer's price | savings per session | targets met (Voltplan on customer price) % | blocks/session |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (zone, currency, t) in bills {
+        let b = &t.bill;
+        let per_kwh = |cost: f64| cost / t.energy_kwh;
+        let sessions = t.sessions.max(1) as f64;
+        println!(
+            "| {zone} | {currency} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.2} | {:.1} | {:.2} | {:.3} | {:.1} | {:.2} |",
+            t.sessions,
+            t.energy_kwh / 1000.0,
+            b.baseline,
+            b.plan_on_wholesale,
+            b.plan,
+            b.optimum,
+            per_kwh(b.baseline),
+            per_kwh(b.plan),
+            b.baseline - b.plan,
+            100.0 * (b.baseline - b.plan) / b.baseline,
+            b.plan_on_wholesale - b.plan,
+            (b.baseline - b.plan) / sessions,
+            100.0 * b.plan_targets_met as f64 / sessions,
+            b.plan_blocks as f64 / sessions,
+        );
+    }
 }
 
 fn replay(
@@ -120,6 +205,7 @@ fn replay(
     zone: PriceZone,
     sessions: &[Session],
     prices: &[PriceSlot],
+    customer: Option<&[PriceSlot]>,
 ) -> Result<Totals> {
     let tz = zone.time_zone();
     let mut t = Totals::default();
@@ -168,6 +254,8 @@ fn replay(
         // The prices around the session: a week of history for forecasts, a day of spare after.
         let lo = prices.partition_point(|p| p.end <= arrival - Duration::days(7));
         let hi = prices.partition_point(|p| p.start < departure + Duration::days(1));
+        // The customer's price per slot, slot for slot the same series.
+        let customer = customer.map(|c| &c[lo..hi]);
         let prices = &prices[lo..hi];
         // Perfect foresight: every price known, one plan.
         let optimum = plan(arrival, &vehicle, &settings, prices)?;
@@ -196,6 +284,20 @@ fn replay(
         t.baseline_targets_met += usize::from(met(baseline_energy));
         t.plan_blocks += count_blocks(&executed);
         t.replans += replans;
+
+        if let Some(customer) = customer {
+            // The same session planned on the customer's price, everything priced on it.
+            let optimum = plan(arrival, &vehicle, &settings, customer)?;
+            let (on_customer, _) =
+                replay_with_publications(arrival, departure, &vehicle, &settings, customer, zone)?;
+            let b = &mut t.bill;
+            b.baseline += cost_at(&baseline, customer);
+            b.plan_on_wholesale += cost_at(&executed, customer);
+            b.plan += cost_at(&on_customer, customer);
+            b.optimum += cost_at(&pieces(&optimum, departure), customer);
+            b.plan_targets_met += usize::from(met(on_customer.iter().map(|(_, _, e)| e).sum()));
+            b.plan_blocks += count_blocks(&on_customer);
+        }
     }
     Ok(t)
 }

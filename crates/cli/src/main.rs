@@ -38,7 +38,7 @@ enum Command {
     #[command(subcommand)]
     Prices(prices_cmd::PricesCommand),
     /// Plan one vehicle: reads a JSON request on stdin, writes the plan as JSON on stdout.
-    Plan,
+    Plan(plan_cmd::PlanArgs),
     /// Replay real charging sessions against real day-ahead prices and report savings.
     Backtest(backtest::BacktestArgs),
 }
@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     // Pure computations: no runtime, nothing but the result on stdout. The demo sets up its logs
     // on its own clock.
     let command = match cli.command {
-        Command::Plan => return plan_cmd::run(),
+        Command::Plan(args) => return plan_cmd::run(args),
         Command::Backtest(args) => return backtest::run(args),
         Command::Demo(args) => {
             // Simulated time from the first instant; the demo's logs are stamped with it.
@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             Command::Worker(args) => worker_cmd::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Prices(cmd) => prices_cmd::run(cmd).await,
-            Command::Plan | Command::Backtest(_) | Command::Demo(_) => Ok(()),
+            Command::Plan(_) | Command::Backtest(_) | Command::Demo(_) => Ok(()),
         }
     })
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::price::{PRICE_LIMIT_EUR_MWH, PriceSlot};
 use crate::validation::{FieldError, LocPart};
+use crate::zone::PriceZone;
 
 /// `energy_contract_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,16 +114,20 @@ pub const MAX_COMPONENTS: usize = 20;
 pub const MAX_WINDOWS: usize = 48;
 pub const MAX_ENERGY_PRICES: usize = 10_000;
 
-/// The currency of day-ahead prices in every supported zone.
-pub const WHOLESALE_CURRENCY: &str = "EUR";
+/// The currencies of the supported day-ahead markets (`ZoneInfo::currency`): EUR, and GBP in the
+/// United Kingdom. A contract that follows the market is in one of them.
+pub const MARKET_CURRENCIES: [&str; 2] = ["EUR", "GBP"];
 
 /// Why a contract cannot price a device's slots (the device is then planned on wholesale prices).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TariffError {
     #[error(
-        "the contract is in {currency} but its energy price follows the day-ahead market, which is in EUR"
+        "the contract is in {currency} but its energy price follows the day-ahead market, which is in {market}"
     )]
-    CurrencyMismatch { currency: String },
+    CurrencyMismatch {
+        currency: String,
+        market: &'static str,
+    },
     #[error("unknown time zone {0:?}")]
     UnknownTimeZone(String),
     #[error("the customer's price at {at} ({price:.4} per kWh) is outside the plausible range")]
@@ -140,11 +145,11 @@ pub struct CustomerPrices {
 const QUARTER: i64 = 15;
 
 impl EnergyContract {
-    /// The contract's currency (EUR when none is given).
-    pub fn currency(&self) -> &str {
+    /// The contract's currency; when none is given, the market's of `zone`.
+    pub fn currency_in(&self, zone: PriceZone) -> &str {
         self.currency_energy_price
             .as_deref()
-            .unwrap_or(WHOLESALE_CURRENCY)
+            .unwrap_or(zone.info().currency)
     }
 
     /// Whether some quarter-hour's energy price comes from the day-ahead market.
@@ -216,10 +221,10 @@ impl EnergyContract {
                 "value_error",
                 "an ISO 4217 code of three capital letters, such as EUR".to_owned(),
             )),
-            Some(c) if c != WHOLESALE_CURRENCY && self.follows_spot() => Some((
+            Some(c) if !MARKET_CURRENCIES.contains(&c.as_str()) && self.follows_spot() => Some((
                 "value_error",
                 format!(
-                    "a spot contract is priced in EUR, the currency of the day-ahead market (got {c})"
+                    "a contract that follows the day-ahead market is in the market's currency, EUR (GBP in the UK); got {c}"
                 ),
             )),
             None if !self.energy_prices.is_empty() => Some((
@@ -348,20 +353,23 @@ fn weekday_index(name: &str) -> Option<u32> {
     WEEKDAYS.iter().position(|d| *d == name).map(|i| i as u32)
 }
 
-/// The customer's price per MWh for each slot of a wholesale series (`EUR/MWh` in the zone
-/// `zone_tz`), in the contract's currency: the mean of the slot's quarter-hours (see the module
-/// documentation for the formula).
+/// The customer's price per MWh for each slot of `zone`'s wholesale series (per MWh in the
+/// zone's currency), in the contract's currency: the mean of the slot's quarter-hours (see the
+/// module documentation for the formula).
 pub fn customer_prices(
     contract: &EnergyContract,
     wholesale: &[PriceSlot],
-    zone_tz: Tz,
+    zone: PriceZone,
 ) -> Result<CustomerPrices, TariffError> {
-    if contract.follows_spot() && contract.currency() != WHOLESALE_CURRENCY {
+    let market = zone.info().currency;
+    let currency = contract.currency_in(zone);
+    if contract.follows_spot() && currency != market {
         return Err(TariffError::CurrencyMismatch {
-            currency: contract.currency().to_owned(),
+            currency: currency.to_owned(),
+            market,
         });
     }
-    let tz = contract.time_zone(zone_tz)?;
+    let tz = contract.time_zone(zone.time_zone())?;
     let mut slots = Vec::with_capacity(wholesale.len());
     for slot in wholesale {
         let mut sum = 0.0;
@@ -389,7 +397,7 @@ pub fn customer_prices(
     }
     Ok(CustomerPrices {
         slots,
-        currency: contract.currency().to_owned(),
+        currency: currency.to_owned(),
     })
 }
 
@@ -447,7 +455,8 @@ mod tests {
 
     #[test]
     fn spot_contract_adds_markup_components_and_vat() {
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let zone = PriceZone::DeLu;
+        let tz = zone.time_zone();
         let day = NaiveDate::from_ymd_opt(2026, 1, 14).unwrap();
         let contract = EnergyContract {
             energy_contract_type: Some(ContractType::SpotHourly),
@@ -468,7 +477,7 @@ mod tests {
             ..EnergyContract::default()
         };
         let wholesale = hourly(day, &[100.0; 24], tz);
-        let customer = customer_prices(&contract, &wholesale, tz).unwrap();
+        let customer = customer_prices(&contract, &wholesale, zone).unwrap();
         // 03:00: (0.10 + 0.02 + 0.02 + 0.05) × 1.19 = 0.2261 €/kWh.
         assert!((customer.slots[3].price_eur_mwh - 226.1).abs() < 1e-9);
         // 12:00 standard: (0.10 + 0.02 + 0.08 + 0.05) × 1.19 = 0.2975.
@@ -480,7 +489,8 @@ mod tests {
 
     #[test]
     fn an_hour_straddling_a_window_edge_costs_the_mean_of_its_quarters() {
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let zone = PriceZone::DeLu;
+        let tz = zone.time_zone();
         let day = NaiveDate::from_ymd_opt(2026, 1, 14).unwrap();
         let mut component = modul3();
         component.windows[0].to = t(5, 15);
@@ -489,14 +499,15 @@ mod tests {
             ..EnergyContract::default()
         };
         let wholesale = hourly(day, &[0.0; 24], tz);
-        let customer = customer_prices(&contract, &wholesale, tz).unwrap();
+        let customer = customer_prices(&contract, &wholesale, zone).unwrap();
         // 05:00–06:00: one quarter at 0.02, three at 0.08.
         assert!((customer.slots[5].price_eur_mwh - 65.0).abs() < 1e-9);
     }
 
     #[test]
     fn fixed_contracts_step_and_all_in_prices_take_nothing_more() {
-        let tz: Tz = "Europe/Vienna".parse().unwrap();
+        let zone = PriceZone::At;
+        let tz = zone.time_zone();
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let change = Utc.with_ymd_and_hms(2026, 3, 1, 11, 0, 0).unwrap();
         let contract = EnergyContract {
@@ -518,7 +529,7 @@ mod tests {
             ..EnergyContract::default()
         };
         let wholesale = hourly(day, &[-50.0; 24], tz);
-        let customer = customer_prices(&contract, &wholesale, tz).unwrap();
+        let customer = customer_prices(&contract, &wholesale, zone).unwrap();
         assert!((customer.slots[0].price_eur_mwh - 300.0).abs() < 1e-9);
         // 12:00 Vienna = 11:00 UTC, the change.
         assert!((customer.slots[12].price_eur_mwh - 250.0).abs() < 1e-9);
@@ -526,7 +537,8 @@ mod tests {
 
     #[test]
     fn hourly_prices_given_cover_their_hour_and_spot_the_rest() {
-        let tz: Tz = "Europe/Vienna".parse().unwrap();
+        let zone = PriceZone::At;
+        let tz = zone.time_zone();
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let wholesale = hourly(day, &[80.0; 24], tz);
         let contract = EnergyContract {
@@ -538,7 +550,7 @@ mod tests {
             currency_energy_price: Some("EUR".into()),
             ..EnergyContract::default()
         };
-        let customer = customer_prices(&contract, &wholesale, tz).unwrap();
+        let customer = customer_prices(&contract, &wholesale, zone).unwrap();
         assert!((customer.slots[2].price_eur_mwh - 500.0).abs() < 1e-9);
         assert!((customer.slots[3].price_eur_mwh - 80.0).abs() < 1e-9);
     }
@@ -609,8 +621,16 @@ mod tests {
         };
         assert_eq!(chf_spot.validate().len(), 1);
         assert!(matches!(
-            customer_prices(&chf_spot, &[], chrono_tz::UTC),
+            customer_prices(&chf_spot, &[], PriceZone::At),
             Err(TariffError::CurrencyMismatch { .. })
         ));
+        // A GBP spot contract is valid, and prices British slots but not Austrian ones.
+        let gbp_spot = EnergyContract {
+            currency_energy_price: Some("GBP".into()),
+            ..EnergyContract::default()
+        };
+        assert_eq!(gbp_spot.validate(), vec![]);
+        assert!(customer_prices(&gbp_spot, &[], PriceZone::Uk).is_ok());
+        assert!(customer_prices(&gbp_spot, &[], PriceZone::At).is_err());
     }
 }

@@ -245,7 +245,11 @@ impl DeviceKind for ElectricVehicles<'_> {
         .and_then(|input| {
             let power_kw = input.vehicle.max_charge_power_w / 1000.0;
             let mut plan = input.plan_with_margin(now, step.plan_slots(), cfg.ready_margin)?;
-            plan.pricing = Some(step.pricing.describe(&plan, step.book, power_kw));
+            plan.pricing = Some(step.pricing.describe(
+                &plan,
+                (claimed.vehicle.price_zone, step.book),
+                power_kw,
+            ));
             Ok(plan)
         }) {
             Ok(plan) => Some(plan),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
 use voltplan_core::planner::{Plan, PlanPricing, PriceBasis};
-use voltplan_core::tariff::{WHOLESALE_CURRENCY, customer_prices};
+use voltplan_core::tariff::customer_prices;
 use voltplan_store::{EnergyContractRecord, OrgScope, Store, StoreError, contract_for};
 
 use crate::price_book::PriceBook;
@@ -68,12 +68,18 @@ impl Pricing {
     }
 
     /// What `plan` was priced with; on the customer's price also its day-ahead cost.
-    pub fn describe(&self, plan: &Plan, wholesale: &PriceBook, power_kw: f64) -> PlanPricing {
+    pub fn describe(
+        &self,
+        plan: &Plan,
+        (zone, wholesale): (PriceZone, &PriceBook),
+        power_kw: f64,
+    ) -> PlanPricing {
+        let market = zone.info().currency.to_owned();
         match self {
             Pricing::Wholesale => PlanPricing {
                 basis: PriceBasis::Wholesale,
                 energy_contract_id: None,
-                currency: WHOLESALE_CURRENCY.to_owned(),
+                currency: market.clone(),
                 wholesale_cost_eur: None,
                 wholesale_baseline_cost_eur: None,
                 note: None,
@@ -81,7 +87,7 @@ impl Pricing {
             Pricing::Refused { contract_id, note } => PlanPricing {
                 basis: PriceBasis::Wholesale,
                 energy_contract_id: Some(*contract_id),
-                currency: WHOLESALE_CURRENCY.to_owned(),
+                currency: market.clone(),
                 wholesale_cost_eur: None,
                 wholesale_baseline_cost_eur: None,
                 note: Some(note.clone()),
@@ -165,7 +171,7 @@ fn price(
     let wholesale = books
         .get(&(zone, contract.org_id))
         .map_or(&empty, |b| b.as_ref());
-    match customer_prices(&contract.contract, &wholesale.slots, zone.time_zone()) {
+    match customer_prices(&contract.contract, &wholesale.slots, zone) {
         Ok(prices) => Pricing::Customer(CustomerBook {
             book: PriceBook {
                 slots: prices.slots,

@@ -347,7 +347,11 @@ impl DeviceKind for Wallboxes<'_> {
             .and_then(|()| input.plan_with_margin(now, step.plan_slots(), step.config.ready_margin))
             .map(|mut plan| {
                 let power_kw = input.vehicle.max_charge_power_w / 1000.0;
-                plan.pricing = Some(step.pricing.describe(&plan, step.book, power_kw));
+                plan.pricing = Some(step.pricing.describe(
+                    &plan,
+                    (claimed.wallbox.price_zone, step.book),
+                    power_kw,
+                ));
                 plan
             }) {
             Ok(plan) => Some(plan),
