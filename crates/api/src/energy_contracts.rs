@@ -15,13 +15,14 @@ use voltplan_core::tariff::{
     MAX_PRICE_PER_KWH, MAX_WINDOWS, TariffComponent, TimeWindow, WEEKDAYS,
 };
 use voltplan_core::validation::{FieldError, LocPart};
-use voltplan_store::{EnergyContractRecord, StoreError};
+use voltplan_store::EnergyContractRecord;
 
 use crate::auth::OrgAccess;
 use crate::body::{Fields, JsonObject, Patch, write_body};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{EnergyContractPath, Ids, IncludeDeleted, Q, UserPath};
 use crate::state::AppState;
+use crate::vehicles::check_building;
 
 pub(crate) const READ_ONLY: &[&str] = &[
     "id",
@@ -517,33 +518,6 @@ fn apply_patch(
     Ok(())
 }
 
-/// A building named in the body must be a live building of the same user.
-async fn check_building(
-    state: &AppState,
-    access: &OrgAccess,
-    user_id: Uuid,
-    building: &Patch<Uuid>,
-) -> ApiResult<()> {
-    if let Patch::Set(id) = building {
-        match state
-            .store()
-            .get_building(access.org, user_id, *id, false)
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::field(
-                    "building_id",
-                    "value_error",
-                    "No such building for this user",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 /// List a user's energy contracts.
 #[utoipa::path(get, path = "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts", tag = "User Energy Contracts",
     params(UserPath, IncludeDeleted),
@@ -590,7 +564,13 @@ pub async fn create_energy_contract(
     let mut f = Fields::new(body, EnergyContractWrite::FIELDS, READ_ONLY);
     let patch = parse_patch(&mut f);
     f.finish()?;
-    check_building(&state, &access, path.user_id, &patch.building_id).await?;
+    check_building(
+        &state,
+        &access,
+        path.user_id,
+        ("building_id", &patch.building_id),
+    )
+    .await?;
     let mut record = EnergyContractRecord {
         id: Uuid::now_v7(),
         org_id: access.org.id(),
@@ -653,7 +633,13 @@ pub async fn update_energy_contract(
         .store()
         .get_energy_contract(access.org, path.user_id, path.energy_contract_id, false)
         .await?;
-    check_building(&state, &access, path.user_id, &patch.building_id).await?;
+    check_building(
+        &state,
+        &access,
+        path.user_id,
+        ("building_id", &patch.building_id),
+    )
+    .await?;
     let updated = state
         .store()
         .update_energy_contract(

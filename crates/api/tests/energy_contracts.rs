@@ -308,6 +308,21 @@ async fn another_organisations_contracts_are_not_found() {
     }
 }
 
+/// A sandbox car in DE_LU, smart charging on, 80 % due by 06:00.
+async fn smart_sandbox_ev(s: &TestServer, t: &Tenant, user: Uuid) -> Uuid {
+    let ev = s
+        .create_ev(
+            t,
+            user,
+            json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
+                   "minimum_charge_limit": 80, "charge_deadline_at": "06:00",
+                   "device_model": {"manufacturer": "tesla", "model": "model 3",
+                                    "cloud_service": voltplan_clouds::SANDBOX_CLOUD.id}}),
+        )
+        .await;
+    id_of(&ev)
+}
+
 /// The plan's intervals that overlap `[from, to)` (RFC 3339 strings compare as instants here:
 /// all are UTC with the same format).
 fn charges_between(plan: &Value, from: &str, to: &str) -> bool {
@@ -323,17 +338,7 @@ async fn the_worker_plans_on_the_customers_price_and_back_within_one_cycle() {
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
         s.cheap_night_hour_prices().await;
         let (t, user) = s.tenant_with_user("Utility A").await;
-        let ev = s
-            .create_ev(
-                &t,
-                user,
-                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
-                       "minimum_charge_limit": 80, "charge_deadline_at": "06:00",
-                       "device_model": {"manufacturer": "tesla", "model": "model 3",
-                                        "cloud_service": voltplan_clouds::SANDBOX_CLOUD.id}}),
-            )
-            .await;
-        let ev = id_of(&ev);
+        let ev = smart_sandbox_ev(&s, &t, user).await;
         let (status, contract) = s
             .post(&t.token, &contracts_path(t.org_id, user), modul3_contract())
             .await;
@@ -399,17 +404,7 @@ async fn sessions_and_savings_report_the_customers_bill_beside_the_wholesale_cos
         let (s, sandbox) = TestServer::start_with_sandbox(&backend).await;
         s.cheap_night_hour_prices().await;
         let (t, user) = s.tenant_with_user("Utility A").await;
-        let ev = s
-            .create_ev(
-                &t,
-                user,
-                json!({"price_zone": "DE_LU", "is_smart_optimization_active": true,
-                       "minimum_charge_limit": 80, "charge_deadline_at": "06:00",
-                       "device_model": {"manufacturer": "tesla", "model": "model 3",
-                                        "cloud_service": voltplan_clouds::SANDBOX_CLOUD.id}}),
-            )
-            .await;
-        let ev = id_of(&ev);
+        let ev = smart_sandbox_ev(&s, &t, user).await;
         // A flat 0.10 €/kWh grid fee and a 0.02 markup, no VAT: every kWh costs the customer
         // exactly 0.12 € more than wholesale, whenever it is drawn.
         let (status, contract) = s

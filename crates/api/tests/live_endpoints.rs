@@ -451,10 +451,16 @@ async fn sessions_are_paginated_and_validated() {
             // Voltplan's extensions.
             "session_outcome_reason",
             "target_reached_at",
+            "energy_contract_id",
+            "customer_currency",
+            "customer_cost",
+            "customer_baseline_cost",
+            "customer_savings",
+            "customer_expected_savings",
         ] {
             assert!(keys.contains(&k), "session field {k} missing");
         }
-        assert_eq!(keys.len(), 20, "no internal fields leak: {keys:?}");
+        assert_eq!(keys.len(), 26, "no internal fields leak: {keys:?}");
         assert_eq!(items[0]["actual_savings_eur"], 2.0);
 
         let (_, page) = s

@@ -4,8 +4,8 @@
 //! random quarter-aligned windows — past midnight too — and validity dates, VAT 0–25 %, prices that
 //! include the external components or not), the customer's price per slot matches the formula
 //! evaluated independently here, and the plan made on it costs the optimum of the linear programme
-//! on that price (good_lp + microlp), within 1e-6 relative — the acceptance of `planner_lp.rs`,
-//! whose LP this file copies (see there for the programme).
+//! on that price (good_lp + microlp), within 1e-6 relative — the acceptance and the LP of
+//! `planner_lp.rs` (`support/lp.rs`; the programme is written out in `planner_lp.rs`).
 //!
 //! A deterministic test shows what the customer's price changes: with a §14a Modul 3 grid fee the
 //! plan leaves the fee's high window even where the wholesale price is a little lower.
@@ -14,19 +14,19 @@ use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
 };
 use chrono_tz::Tz;
-use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
 use proptest::prelude::*;
 use voltplan_core::PriceSlot;
-use voltplan_core::planner::{
-    DeadlineRule, Plan, PlanMode, PlannerSettings, Reason, VehicleSnapshot, next_deadline, plan,
-};
+use voltplan_core::planner::{DeadlineRule, Plan, PlannerSettings, VehicleSnapshot, plan};
 use voltplan_core::tariff::{
     ContractPrice, ContractType, EnergyContract, TariffComponent, TimeWindow, WEEKDAYS,
     customer_prices,
 };
 use voltplan_core::zone::PriceZone;
 
+#[path = "support/lp.rs"]
+mod lp;
 mod support;
+use lp::{Checked, check_plan, hours, prop_ok};
 use support::Rng;
 
 #[derive(Debug, Clone)]
@@ -318,74 +318,10 @@ fn reference_prices(inst: &Instance) -> Vec<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The reference LP, as in `planner_lp.rs`, on the customer's price.
+// The reference LP of `planner_lp.rs` (`support/lp.rs`), on the customer's price.
 
-fn hours(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
-    (b - a).num_nanoseconds().unwrap_or(0) as f64 / 3.6e12
-}
-
-#[derive(Debug, Clone, Copy)]
-struct LpSlot {
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    price: f64,
-    forecast: bool,
-}
-
-fn lp_slots(
-    prices: &[PriceSlot],
-    p: &Plan,
-    from: DateTime<Utc>,
-    cut: Option<DateTime<Utc>>,
-) -> Vec<LpSlot> {
-    let mut slots: Vec<LpSlot> = prices
-        .iter()
-        .map(|s| LpSlot {
-            start: s.start,
-            end: s.end,
-            price: s.price_eur_mwh,
-            forecast: false,
-        })
-        .chain(p.forecast_prices.iter().map(|s| LpSlot {
-            start: s.start,
-            end: s.end,
-            price: s.price_eur_mwh,
-            forecast: true,
-        }))
-        .filter(|s| s.end > from)
-        .map(|s| LpSlot {
-            start: s.start.max(from),
-            ..s
-        })
-        .collect();
-    if let Some(cut) = cut {
-        slots = slots
-            .into_iter()
-            .flat_map(|s| {
-                if s.start < cut && cut < s.end {
-                    vec![LpSlot { end: cut, ..s }, LpSlot { start: cut, ..s }]
-                } else {
-                    vec![s]
-                }
-            })
-            .collect();
-    }
-    slots.sort_by_key(|s| s.start);
-    slots
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checked {
-    Unplugged,
-    ChargeNow,
-    Infeasible,
-    LpOptimal,
-}
-
-fn prop_ok(ok: bool, what: &str) -> Result<(), String> {
-    if ok { Ok(()) } else { Err(what.to_owned()) }
-}
-
+/// The customer's prices are the formula's, and the plan on them holds every constraint and costs
+/// the LP optimum.
 fn check(inst: &Instance) -> Result<Checked, String> {
     // The customer's price is the formula's.
     let reference = reference_prices(inst);
@@ -403,165 +339,7 @@ fn check(inst: &Instance) -> Result<Checked, String> {
         )?;
     }
 
-    let Instance {
-        now,
-        vehicle: v,
-        settings: s,
-        prices,
-        ..
-    } = inst;
-    let p = plan(*now, v, s, prices).map_err(|e| format!("plan failed: {e}"))?;
-    let power_kw = v.max_charge_power_w / 1000.0;
-    let pct_per_kwh = s.efficiency / v.battery_capacity_kwh * 100.0;
-    let cap = v.charge_target_max_pct.unwrap_or(100.0);
-    let grid = |from: f64, to: f64| (to - from).max(0.0) / pct_per_kwh;
-
-    for w in p.intervals.windows(2) {
-        prop_ok(w[0].end <= w[1].start, "intervals overlap or are unordered")?;
-    }
-    for iv in &p.intervals {
-        prop_ok(
-            iv.start >= *now && iv.end > iv.start,
-            "interval before now or empty",
-        )?;
-        prop_ok(
-            iv.power_w <= v.max_charge_power_w * (1.0 + 1e-9) && iv.power_w > 0.0,
-            "power out of range",
-        )?;
-    }
-    let smart = v.is_plugged_in && v.is_at_home && s.is_smart_optimization_active;
-    if !v.is_plugged_in {
-        return prop_ok(p.intervals.is_empty(), "charging while unplugged")
-            .map(|_| Checked::Unplugged);
-    }
-    if !smart || s.boost {
-        return Ok(Checked::ChargeNow);
-    }
-    prop_ok(p.mode == PlanMode::Smart, "wrong mode")?;
-    let start = s.pause_power_until.map_or(*now, |t| t.max(*now));
-    prop_ok(
-        p.intervals.iter().all(|i| i.start >= start),
-        "charging during the pause",
-    )?;
-    for iv in p
-        .intervals
-        .iter()
-        .filter(|i| i.reason == Reason::OverCharge)
-    {
-        prop_ok(
-            iv.cost_eur <= 1e-12 && !iv.uses_forecast_prices,
-            "over-charge at a positive customer price or a forecast",
-        )?;
-    }
-    let min_pct = s.charge_target_min_pct.min(cap);
-    let deadline = next_deadline(&s.deadline, *now, s.price_zone.time_zone());
-    let target_pct = deadline.map(|d| d.target_pct.min(cap));
-    let slots = lp_slots(prices, &p, start, deadline.map(|d| d.at));
-    if let (Some(d), Some(target)) = (deadline, target_pct) {
-        let reachable = v.battery_level_pct
-            + slots
-                .iter()
-                .filter(|x| x.end <= d.at)
-                .map(|x| power_kw * hours(x.start, x.end))
-                .sum::<f64>()
-                * pct_per_kwh;
-        let at_deadline = p.battery_level_at_deadline.unwrap_or(f64::NAN);
-        if p.feasible {
-            prop_ok(
-                at_deadline >= target - 1e-6,
-                "feasible plan misses the deadline",
-            )?;
-        } else {
-            prop_ok(
-                reachable < target + 1e-6,
-                "marked infeasible although reachable",
-            )?;
-            return Ok(Checked::Infeasible);
-        }
-    }
-
-    let mut vars = variables!();
-    let mut remaining_forced = grid(v.battery_level_pct, min_pct);
-    let mut a: Vec<Variable> = Vec::new();
-    let mut o: Vec<Option<Variable>> = Vec::new();
-    for x in &slots {
-        let ub = power_kw * hours(x.start, x.end);
-        let lb = ub.min(remaining_forced);
-        remaining_forced -= lb;
-        a.push(vars.add(variable().min(lb).max(ub)));
-        let free = s.is_over_charge_allowed && !x.forecast && x.price <= 0.0;
-        o.push(free.then(|| vars.add(variable().min(0.0).max(ub))));
-    }
-    let sum = |idx: &mut dyn Iterator<Item = usize>, with_o: bool| -> Expression {
-        idx.fold(Expression::from(0.0), |acc, i| {
-            let mut acc = acc + a[i];
-            if with_o && let Some(oi) = o[i] {
-                acc += oi;
-            }
-            acc
-        })
-    };
-    let constraints = |extra: Option<f64>| {
-        let mut cs = Vec::new();
-        for i in 0..slots.len() {
-            if let Some(oi) = o[i] {
-                cs.push(
-                    (Expression::from(a[i]) + oi)
-                        .leq(power_kw * hours(slots[i].start, slots[i].end)),
-                );
-            }
-        }
-        cs.push(sum(&mut (0..slots.len()), false).leq(grid(
-            v.battery_level_pct,
-            min_pct.max(target_pct.unwrap_or(0.0)),
-        )));
-        cs.push(sum(&mut (0..slots.len()), true).leq(grid(v.battery_level_pct, cap)));
-        if let (Some(d), Some(t)) = (deadline, target_pct) {
-            cs.push(
-                sum(
-                    &mut (0..slots.len()).filter(|&i| slots[i].end <= d.at),
-                    false,
-                )
-                .geq(grid(v.battery_level_pct, t)),
-            );
-        }
-        if let Some(f) = extra {
-            cs.push(sum(&mut (0..slots.len()).filter(|&i| slots[i].forecast), false).leq(f));
-        }
-        cs
-    };
-    let forecast_energy = sum(&mut (0..slots.len()).filter(|&i| slots[i].forecast), false);
-    let stage1 = vars
-        .clone()
-        .minimise(forecast_energy.clone())
-        .using(microlp)
-        .with_all(constraints(None))
-        .solve()
-        .map_err(|e| format!("LP stage 1: {e}"))?;
-    let min_forecast = stage1.eval(&forecast_energy);
-    let cost: Expression = (0..slots.len()).fold(Expression::from(0.0), |acc, i| {
-        let mut acc = acc + slots[i].price / 1000.0 * a[i];
-        if let Some(oi) = o[i] {
-            acc += slots[i].price / 1000.0 * oi;
-        }
-        acc
-    });
-    let stage2 = vars
-        .minimise(cost.clone())
-        .using(microlp)
-        .with_all(constraints(Some(min_forecast + 1e-9)))
-        .solve()
-        .map_err(|e| format!("LP stage 2: {e}"))?;
-    let lp_cost = stage2.eval(&cost);
-    let tol = 1e-6 * lp_cost.abs().max(0.01);
-    prop_ok(
-        (p.expected_cost_eur - lp_cost).abs() <= tol,
-        &format!(
-            "cost {} on the customer's price ≠ LP optimum {lp_cost}",
-            p.expected_cost_eur
-        ),
-    )?;
-    Ok(Checked::LpOptimal)
+    check_plan(&inst.now, &inst.vehicle, &inst.settings, &inst.prices)
 }
 
 proptest! {

@@ -35,19 +35,19 @@ async fn owner_and_patch(
 ) -> ApiResult<(UserRecord, VehiclePatch)> {
     let owner = state.store().get_user(access.org, user_id, false).await?;
     let patch = write::read_patch(body, now)?;
-    check_building(state, access, user_id, &patch.building).await?;
+    check_building(state, access, user_id, ("building", &patch.building)).await?;
     Ok((owner, patch))
 }
 
-/// A building named in a body must be a live building of the same user (of any device's body).
+/// A building named in a body (under `key`) must be a live building of the same user (of any
+/// device's or contract's body).
 pub(crate) async fn check_building(
     state: &AppState,
     access: &OrgAccess,
     user_id: Uuid,
-    building: &Patch<Uuid>,
+    (key, building): (&'static str, &Patch<Uuid>),
 ) -> ApiResult<()> {
     if let Patch::Set(id) = building {
-        let key = "building";
         match state
             .store()
             .get_building(access.org, user_id, *id, false)

@@ -82,7 +82,7 @@ async fn owner_and_patch(
 ) -> ApiResult<(UserRecord, WallboxPatch)> {
     let owner = state.store().get_user(access.org, user_id, false).await?;
     let patch = write::read_patch(body, now)?;
-    crate::vehicles::check_building(state, access, user_id, &patch.building).await?;
+    crate::vehicles::check_building(state, access, user_id, ("building", &patch.building)).await?;
     Ok((owner, patch))
 }
 

@@ -1,0 +1,95 @@
+//! The joint plan (`voltplan_core::joint`): `cargo bench -p voltplan-core --bench joint`.
+//! Fleets of cars in sites of five inside feeders, 96 quarter-hours, a §14a-like dimming window on
+//! some sites, and a feeder limit that binds in the cheap night. Plain `Instant` timing.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use voltplan_core::joint::{Group, JointDevice, JointProblem, plan_jointly};
+
+fn fleet(cars: usize, cars_per_site: usize, sites_per_feeder: usize) -> JointProblem {
+    let slots = 96;
+    let sites = cars.div_ceil(cars_per_site);
+    let feeders = sites.div_ceil(sites_per_feeder);
+    let mut noise = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        noise ^= noise << 13;
+        noise ^= noise >> 7;
+        noise ^= noise << 17;
+        (noise % 10_000) as f64 / 10_000.0
+    };
+    let price: Vec<f64> = (0..slots)
+        .map(|t| {
+            let hour = t as f64 / 4.0;
+            0.08 + 0.05 * ((hour - 8.0) / 24.0 * std::f64::consts::TAU).sin()
+        })
+        .collect();
+    let mut groups: Vec<Group> = (0..feeders)
+        .map(|_| Group {
+            parent: None,
+            // 2 kW per car on average: binds when everyone wants the cheap hours.
+            limit_kwh: vec![2.0 * (cars_per_site * sites_per_feeder) as f64 * 0.25; slots],
+        })
+        .collect();
+    for s in 0..sites {
+        let dimmed = s % 4 == 0;
+        groups.push(Group {
+            parent: Some(s / sites_per_feeder),
+            limit_kwh: (0..slots)
+                .map(|t| {
+                    if dimmed && (68..76).contains(&t) {
+                        4.2 * 0.25
+                    } else {
+                        22.0 * 0.25
+                    }
+                })
+                .collect(),
+        });
+    }
+    let devices = (0..cars)
+        .map(|i| {
+            let plug = (next() * 24.0) as usize;
+            let leave = (plug + 32 + (next() * 40.0) as usize).min(slots);
+            let max_kwh: Vec<f64> = (0..slots)
+                .map(|t| {
+                    if (plug..leave).contains(&t) {
+                        11.0 * 0.25
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let need = next() * 30.0;
+            JointDevice {
+                need_kwh: need,
+                urgent_kwh: need * 0.2 * next(),
+                max_kwh,
+                price: price.iter().map(|p| p + 0.01 * next()).collect(),
+                group: Some(feeders + i / cars_per_site),
+            }
+        })
+        .collect();
+    JointProblem {
+        slots,
+        devices,
+        groups,
+    }
+}
+
+fn main() {
+    // Successive shortest paths grow steeply with the fleet (a feeder of 500 cars takes seconds):
+    // the 10,000-car target of issue 15 needs a faster exact algorithm.
+    for (label, cars) in [("a street", 40), ("a feeder", 500)] {
+        let problem = fleet(cars, 5, 100);
+        let runs = if cars > 100 { 1 } else { 5 };
+        let began = Instant::now();
+        for _ in 0..runs {
+            black_box(plan_jointly(black_box(&problem)).ok());
+        }
+        let each = began.elapsed() / runs;
+        println!(
+            "joint plan, {label}: {cars} cars, {} groups, 96 quarter-hours: {each:?}",
+            problem.groups.len()
+        );
+    }
+}
