@@ -192,6 +192,75 @@ impl JointProblem {
 /// allow (see the module documentation).
 pub fn plan_jointly(problem: &JointProblem) -> Result<JointPlan, JointError> {
     problem.validate()?;
+    // Devices under different outermost groups (feeders) share no limit: each feeder is its own
+    // flow, which keeps every graph small. A device outside every group is alone.
+    let root = |mut g: usize| {
+        while let Some(p) = problem.groups[g].parent {
+            g = p;
+        }
+        g
+    };
+    let mut components: std::collections::BTreeMap<(bool, usize), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, d) in problem.devices.iter().enumerate() {
+        let key = d.group.map_or((false, i), |g| (true, root(g)));
+        components.entry(key).or_default().push(i);
+    }
+    let mut plan = JointPlan {
+        kwh: vec![Vec::new(); problem.devices.len()],
+        shortfall_kwh: vec![0.0; problem.devices.len()],
+        urgent_shortfall_kwh: vec![0.0; problem.devices.len()],
+        cost: 0.0,
+    };
+    for devices in components.values() {
+        // The component's own groups (its devices' groups and their ancestors), renumbered.
+        let mut renumber: std::collections::BTreeMap<usize, usize> =
+            std::collections::BTreeMap::new();
+        for &i in devices {
+            let mut at = problem.devices[i].group;
+            while let Some(g) = at {
+                let next = renumber.len();
+                renumber.entry(g).or_insert(next);
+                at = problem.groups[g].parent;
+            }
+        }
+        let mut groups = vec![
+            Group {
+                parent: None,
+                limit_kwh: Vec::new(),
+            };
+            renumber.len()
+        ];
+        for (&old, &new) in &renumber {
+            groups[new] = Group {
+                parent: problem.groups[old].parent.map(|p| renumber[&p]),
+                limit_kwh: problem.groups[old].limit_kwh.clone(),
+            };
+        }
+        let part = JointProblem {
+            slots: problem.slots,
+            devices: devices
+                .iter()
+                .map(|&i| JointDevice {
+                    group: problem.devices[i].group.map(|g| renumber[&g]),
+                    ..problem.devices[i].clone()
+                })
+                .collect(),
+            groups,
+        };
+        let solved = solve(&part);
+        for (k, &i) in devices.iter().enumerate() {
+            plan.kwh[i] = solved.kwh[k].clone();
+            plan.shortfall_kwh[i] = solved.shortfall_kwh[k];
+            plan.urgent_shortfall_kwh[i] = solved.urgent_shortfall_kwh[k];
+        }
+        plan.cost += solved.cost;
+    }
+    Ok(plan)
+}
+
+/// One flow over all of `problem` (validated).
+fn solve(problem: &JointProblem) -> JointPlan {
     let (n_dev, n_slots, n_groups) = (problem.devices.len(), problem.slots, problem.groups.len());
     let source = 0;
     let sink = 1;
@@ -267,15 +336,20 @@ pub fn plan_jointly(problem: &JointProblem) -> Result<JointPlan, JointError> {
         plan.urgent_shortfall_kwh[i] = graph.flow(urgent).max(0.0);
         plan.shortfall_kwh[i] = plan.urgent_shortfall_kwh[i] + graph.flow(rest).max(0.0);
     }
-    Ok(plan)
+    plan
 }
 
-/// Sends as much flow as the source's edges carry, each time along a cheapest path. The shortfall
-/// edges make every supply deliverable, so all of it arrives.
+/// Sends as much flow as the source's edges carry, along cheapest paths: primal-dual. Each round
+/// finds the distances from the source on reduced costs (Dijkstra, stopped at the sink), moves the
+/// potentials, and then sends a blocking flow over the edges whose reduced cost is zero (Dinic), so
+/// the many devices that tie on a price are served in one round. The shortfall edges make every
+/// supply deliverable, so all of it arrives.
 fn successive_shortest_paths(graph: &mut Graph, source: usize, sink: usize) {
     let n = graph.out.len();
     let mut potential = vec![0.0; n];
     let mut dist = vec![f64::INFINITY; n];
+    let mut level = vec![u32::MAX; n];
+    let mut next_edge = vec![0usize; n];
     let mut via: Vec<Option<usize>> = vec![None; n];
     loop {
         dist.fill(f64::INFINITY);
@@ -286,6 +360,9 @@ fn successive_shortest_paths(graph: &mut Graph, source: usize, sink: usize) {
         while let Some(Visit(d, u)) = heap.pop() {
             if d > dist[u] {
                 continue;
+            }
+            if u == sink {
+                break;
             }
             for &e in &graph.out[u] {
                 let edge = &graph.edges[e];
@@ -302,31 +379,111 @@ fn successive_shortest_paths(graph: &mut Graph, source: usize, sink: usize) {
                 }
             }
         }
-        if !dist[sink].is_finite() {
+        let to_sink = dist[sink];
+        if !to_sink.is_finite() {
             return;
         }
+        // Nodes beyond the sink move by the sink's distance: reduced costs stay ≥ 0.
         for (p, d) in potential.iter_mut().zip(&dist) {
-            if d.is_finite() {
-                *p += d;
+            *p += d.min(to_sink);
+        }
+        let mut sent = false;
+        // Blocking flows on the admissible graph until the sink is cut off from it.
+        loop {
+            level.fill(u32::MAX);
+            level[source] = 0;
+            let mut queue = std::collections::VecDeque::from([source]);
+            while let Some(u) = queue.pop_front() {
+                for &e in &graph.out[u] {
+                    let edge = &graph.edges[e];
+                    if edge.cap > EPS
+                        && level[edge.to] == u32::MAX
+                        && admissible(edge, potential[u], potential[edge.to])
+                    {
+                        level[edge.to] = level[u] + 1;
+                        queue.push_back(edge.to);
+                    }
+                }
+            }
+            if level[sink] == u32::MAX {
+                break;
+            }
+            next_edge.fill(0);
+            loop {
+                let pushed = push_along(
+                    graph,
+                    (&level, &potential, &mut next_edge),
+                    source,
+                    sink,
+                    f64::INFINITY,
+                );
+                if pushed <= EPS {
+                    break;
+                }
+                sent = true;
             }
         }
-        // The bottleneck along the path, then push it.
-        let mut push = f64::INFINITY;
-        let mut at = sink;
-        while let Some(e) = via[at] {
-            push = push.min(graph.edges[e].cap);
-            at = graph.edges[e ^ 1].to;
-        }
-        if push <= EPS {
-            return;
-        }
-        let mut at = sink;
-        while let Some(e) = via[at] {
-            graph.edges[e].cap -= push;
-            graph.edges[e ^ 1].cap += push;
-            at = graph.edges[e ^ 1].to;
+        if !sent {
+            // Rounding kept the path Dijkstra found out of the admissible graph: push along it.
+            let mut push = f64::INFINITY;
+            let mut at = sink;
+            while let Some(e) = via[at] {
+                push = push.min(graph.edges[e].cap);
+                at = graph.edges[e ^ 1].to;
+            }
+            if push <= EPS {
+                return;
+            }
+            let mut at = sink;
+            while let Some(e) = via[at] {
+                graph.edges[e].cap -= push;
+                graph.edges[e ^ 1].cap += push;
+                at = graph.edges[e ^ 1].to;
+            }
         }
     }
+}
+
+/// An edge on some cheapest path: zero reduced cost, up to rounding.
+fn admissible(edge: &Edge, from: f64, to: f64) -> bool {
+    let reduced = edge.cost + from - to;
+    reduced <= 1e-9 * (1.0 + edge.cost.abs())
+}
+
+/// One augmenting path of the level graph (depth-first, each node resuming at its next edge).
+fn push_along(
+    graph: &mut Graph,
+    (level, potential, next_edge): (&[u32], &[f64], &mut [usize]),
+    u: usize,
+    sink: usize,
+    limit: f64,
+) -> f64 {
+    if u == sink {
+        return limit;
+    }
+    while next_edge[u] < graph.out[u].len() {
+        let e = graph.out[u][next_edge[u]];
+        let (to, cap) = (graph.edges[e].to, graph.edges[e].cap);
+        if cap > EPS
+            && level[to] == level[u] + 1
+            && admissible(&graph.edges[e], potential[u], potential[to])
+        {
+            let pushed = push_along(
+                graph,
+                (level, potential, next_edge),
+                to,
+                sink,
+                limit.min(cap),
+            );
+            if pushed > EPS {
+                graph.edges[e].cap -= pushed;
+                graph.edges[e ^ 1].cap += pushed;
+                return pushed;
+            }
+        }
+        next_edge[u] += 1;
+    }
+    0.0
 }
 
 #[cfg(test)]
