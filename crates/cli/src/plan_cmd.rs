@@ -117,7 +117,7 @@ fn plan_with_bill(
     let bill = format!(
         "voltplan plan: on the customer's price ({currency}) this plan costs {:.2}, charging at once {:.2} \
          (saves {:.2}); the plan made on the day-ahead price would cost {:.2} (this one saves {:.2} more); \
-         at the day-ahead price this plan costs {:.2} EUR, that one {:.2} EUR",
+         at the day-ahead price this plan costs {:.2} {market}, that one {:.2} {market}",
         plan.expected_cost_eur,
         plan.baseline_cost_eur,
         plan.savings_eur,
@@ -126,6 +126,7 @@ fn plan_with_bill(
         wholesale_cost,
         wholesale_plan.expected_cost_eur,
         currency = customer.currency,
+        market = request.price_zone.info().currency,
     );
     plan.pricing = Some(PlanPricing {
         basis: PriceBasis::Customer,
