@@ -109,7 +109,11 @@ fn plan_with_bill(
             return Ok((on_wholesale(Some(note))?, None));
         }
     };
-    let mut plan = input.plan(request.now, &customer.slots).map_err(invalid)?;
+    let mut on_customer = input.clone();
+    on_customer.settings.currency = Some(customer.currency.clone());
+    let mut plan = on_customer
+        .plan(request.now, &customer.slots)
+        .map_err(invalid)?;
     let (wholesale_cost, wholesale_baseline) = costs_at(&input, request.now, &plan, wholesale)?;
     // The plan Voltplan makes without the contract, on the customer's bill.
     let wholesale_plan = on_wholesale(None)?;

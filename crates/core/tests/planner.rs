@@ -557,3 +557,24 @@ fn weekly_policy_in_a_request_may_name_its_own_time_zone() {
     let err = serde_json::from_str::<PlanRequest>(&bad).unwrap_err();
     assert!(err.to_string().contains("timezone"), "{err}");
 }
+
+#[test]
+fn the_explanation_names_the_currency_of_the_prices() {
+    let euro = plan(utc(NOW), &car(), &settings(), &night_prices()).unwrap();
+    assert!(euro.explanation.contains(" €"), "{}", euro.explanation);
+    // A contract in francs (`voltplan_core::tariff`): its prices are francs per MWh.
+    let francs = PlannerSettings {
+        currency: Some("CHF".into()),
+        ..settings()
+    };
+    let p = plan(utc(NOW), &car(), &francs, &night_prices()).unwrap();
+    assert!(p.explanation.contains(" CHF/MWh"), "{}", p.explanation);
+    assert!(!p.explanation.contains('€'), "{}", p.explanation);
+    // The United Kingdom's market is in pounds.
+    let uk = PlannerSettings {
+        price_zone: PriceZone::Uk,
+        ..settings()
+    };
+    let p = plan(utc(NOW), &car(), &uk, &night_prices()).unwrap();
+    assert!(p.explanation.contains(" £/MWh"), "{}", p.explanation);
+}

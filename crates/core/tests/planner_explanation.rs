@@ -367,6 +367,19 @@ fn check(plan: &Value) -> Result<(), String> {
 }
 
 fn check_text(plan: &Value, text: &str) -> Result<(), String> {
+    // The United Kingdom's market is in pounds, every other zone's in euros: the sign must be the
+    // zone's; the rules below read amounts with `€`.
+    let (sign, other) = if plan["time_zone"] == "Europe/London" {
+        ('£', '€')
+    } else {
+        ('€', '£')
+    };
+    if text.contains(other) {
+        return Err(format!(
+            "the zone's currency is {sign}, the text shows {other}"
+        ));
+    }
+    let text = &text.replace(sign, "€");
     let j = Json(plan);
     let mode = j.str("mode");
     if mode == "not_plugged_in" {

@@ -242,7 +242,8 @@ impl DeviceKind for ElectricVehicles<'_> {
             }
             input
         })
-        .and_then(|input| {
+        .and_then(|mut input| {
+            input.settings.currency = step.pricing.customer().map(|c| c.currency.clone());
             let power_kw = input.vehicle.max_charge_power_w / 1000.0;
             let mut plan = input.plan_with_margin(now, step.plan_slots(), cfg.ready_margin)?;
             plan.pricing = Some(step.pricing.describe(

@@ -98,12 +98,21 @@ fn kwh(energy: f64) -> String {
     format!("{} kWh", fixed(energy, decimals))
 }
 
-fn eur(amount: f64) -> String {
-    format!("{} €", fixed(amount, 2))
+/// How the explanation writes a currency: its sign where it has a common one, else its code.
+fn currency_sign(code: &str) -> &str {
+    match code {
+        "EUR" => "€",
+        "GBP" => "£",
+        other => other,
+    }
 }
 
-fn eur_mwh(price: f64) -> String {
-    format!("{} €/MWh", fixed(price, 0))
+fn eur(amount: f64, currency: &str) -> String {
+    format!("{} {}", fixed(amount, 2), currency_sign(currency))
+}
+
+fn eur_mwh(price: f64, currency: &str) -> String {
+    format!("{} {}/MWh", fixed(price, 0), currency_sign(currency))
 }
 
 fn max_kw(intervals: &[&PlanInterval]) -> String {
@@ -130,6 +139,10 @@ fn list(items: &[String]) -> String {
 /// intervals; it tells whether the power default mattered.
 pub(crate) fn explain(plan: &Plan, settings: &PlannerSettings, max_power_w: f64) -> String {
     let tz = settings.price_zone.time_zone();
+    let currency = settings
+        .currency
+        .as_deref()
+        .unwrap_or(settings.price_zone.info().currency);
     let clock = Clock {
         tz,
         today: plan.planned_at.with_timezone(&tz).date_naive(),
@@ -142,8 +155,8 @@ pub(crate) fn explain(plan: &Plan, settings: &PlannerSettings, max_power_w: f64)
     };
     [
         Some(what),
-        money(plan),
-        forecast(plan, &clock),
+        money(plan, currency),
+        forecast(plan, &clock, currency),
         defaults(plan, max_power_w, &clock),
     ]
     .into_iter()
@@ -291,21 +304,21 @@ fn smart_line(plan: &Plan, clock: &Clock) -> String {
 
 /// Energy, cost and average price; for smart charging also what charging at once would cost
 /// (the plan's baseline; the other modes are charging at once).
-fn money(plan: &Plan) -> Option<String> {
+fn money(plan: &Plan, currency: &str) -> Option<String> {
     let average = plan.average_price_eur_mwh?;
     let mut s = format!(
         "Total: {} for {} ({} on average)",
         kwh(plan.energy_kwh),
-        eur(plan.expected_cost_eur),
-        eur_mwh(average)
+        eur(plan.expected_cost_eur, currency),
+        eur_mwh(average, currency)
     );
     if plan.mode == PlanMode::Smart
         && let Some(baseline) = plan.baseline_average_price_eur_mwh
     {
         s.push_str(&format!(
             "; charging at once would cost {} ({}{})",
-            eur(plan.baseline_cost_eur),
-            eur_mwh(baseline),
+            eur(plan.baseline_cost_eur, currency),
+            eur_mwh(baseline, currency),
             if plan.baseline_uses_forecast_prices {
                 ", partly at forecast prices"
             } else {
@@ -318,7 +331,7 @@ fn money(plan: &Plan) -> Option<String> {
 }
 
 /// Which prices are forecasts, how they were made, and which charging relies on them.
-fn forecast(plan: &Plan, clock: &Clock) -> Option<String> {
+fn forecast(plan: &Plan, clock: &Clock, currency: &str) -> Option<String> {
     let first = plan.forecast_prices.first()?;
     let mut runs: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     for p in &plan.forecast_prices {
@@ -359,10 +372,16 @@ fn forecast(plan: &Plan, clock: &Clock) -> Option<String> {
         (true, None) => SAME_TIME.to_owned(),
         (true, Some(mean)) => format!(
             "{SAME_TIME}, else a flat {} (the mean of all given prices)",
-            eur_mwh(mean)
+            eur_mwh(mean, currency)
         ),
-        (false, Some(mean)) => format!("a flat {}, the mean of all given prices", eur_mwh(mean)),
-        (false, None) => format!("{}, as no prices were given", eur_mwh(first.price_eur_mwh)),
+        (false, Some(mean)) => format!(
+            "a flat {}, the mean of all given prices",
+            eur_mwh(mean, currency)
+        ),
+        (false, None) => format!(
+            "{}, as no prices were given",
+            eur_mwh(first.price_eur_mwh, currency)
+        ),
     };
     // The charging time that falls on forecast slots (an interval may be only partly on them).
     let mut relying: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();

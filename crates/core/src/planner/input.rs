@@ -106,6 +106,9 @@ pub struct PlannerSettings {
     /// Values that were not given but defaulted (only a `voltplan plan` request knows); the plan
     /// reports them and its explanation names those that shaped it.
     pub defaults: Vec<AppliedDefault>,
+    /// The currency of the prices the plan is made on, as the explanation names it: the price
+    /// zone's when none (an energy contract's prices may be in another, `voltplan_core::tariff`).
+    pub currency: Option<String>,
 }
 
 impl PlannerSettings {
@@ -128,6 +131,7 @@ impl PlannerSettings {
             min_block_minutes: DEFAULT_MIN_BLOCK_MINUTES,
             min_charge_power_w: DEFAULT_MIN_CHARGE_POWER_W,
             defaults: Vec::new(),
+            currency: None,
         }
     }
 }

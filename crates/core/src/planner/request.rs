@@ -324,6 +324,7 @@ impl PlanRequest {
                 min_block_minutes: self.min_block_minutes,
                 min_charge_power_w: self.min_charge_power_w,
                 defaults,
+                currency: None,
             },
         };
         input.validate()?;

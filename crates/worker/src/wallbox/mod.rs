@@ -341,7 +341,8 @@ impl DeviceKind for Wallboxes<'_> {
             source = observed.need_source,
             "wallbox session's energy target"
         );
-        let input = plan_input(settings, state, observed, claimed.wallbox.price_zone);
+        let mut input = plan_input(settings, state, observed, claimed.wallbox.price_zone);
+        input.settings.currency = step.pricing.customer().map(|c| c.currency.clone());
         let plan = match input
             .validate()
             .and_then(|()| input.plan_with_margin(now, step.plan_slots(), step.config.ready_margin))
