@@ -352,6 +352,23 @@ impl Fields {
         }
     }
 
+    /// A required field: absent or `null` is an error (unless the value given was already
+    /// refused, which is its error).
+    pub fn required<T>(&mut self, key: &str, patch: Patch<T>) -> Option<T> {
+        match patch {
+            Patch::Set(v) => Some(v),
+            _ if self.has_errors_for(key) => None,
+            Patch::Null => {
+                self.error(key, "null_forbidden", "This field may not be null");
+                None
+            }
+            Patch::Absent => {
+                self.error(key, "missing", "Field required");
+                None
+            }
+        }
+    }
+
     /// Turns a nullable patch into a required-when-present one: `null` is an error.
     pub fn not_null<T>(&mut self, key: &str, patch: Patch<T>) -> Option<T> {
         match patch {

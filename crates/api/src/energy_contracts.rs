@@ -351,22 +351,6 @@ fn list_of_objects<T>(
     }
 }
 
-fn required<T>(f: &mut Fields, key: &str, patch: Patch<T>) -> Option<T> {
-    let had_error = f.has_errors_for(key);
-    match patch {
-        Patch::Set(v) => Some(v),
-        Patch::Absent if had_error => None,
-        Patch::Absent => {
-            f.error(key, "missing", "Field required");
-            None
-        }
-        Patch::Null => {
-            f.error(key, "null_forbidden", "This field may not be null");
-            None
-        }
-    }
-}
-
 fn price_per_kwh(f: &mut Fields, key: &str) -> Patch<f64> {
     f.number(key, -MAX_PRICE_PER_KWH, MAX_PRICE_PER_KWH, false)
 }
@@ -387,9 +371,9 @@ fn date(f: &mut Fields, key: &str) -> Patch<NaiveDate> {
 
 fn parse_price(f: &mut Fields) -> Option<ContractPrice> {
     let price = price_per_kwh(f, "price");
-    let price = required(f, "price", price);
+    let price = f.required("price", price);
     let timestamp = f.datetime("timestamp");
-    let timestamp = required(f, "timestamp", timestamp);
+    let timestamp = f.required("timestamp", timestamp);
     Some(ContractPrice {
         price: price?,
         timestamp: timestamp?,
@@ -398,16 +382,16 @@ fn parse_price(f: &mut Fields) -> Option<ContractPrice> {
 
 fn parse_window(f: &mut Fields) -> Option<TimeWindow> {
     let days = f.list_of("days", &WEEKDAYS, 7);
-    let days = required(f, "days", days);
+    let days = f.required("days", days);
     if days.as_ref().is_some_and(Vec::is_empty) {
         f.error("days", "too_short", "List should have at least 1 item");
     }
     let from = f.time_of_day("from");
-    let from = required(f, "from", from);
+    let from = f.required("from", from);
     let to = f.time_of_day("to");
-    let to = required(f, "to", to);
+    let to = f.required("to", to);
     let price = price_per_kwh(f, "price_per_kwh");
-    let price = required(f, "price_per_kwh", price);
+    let price = f.required("price_per_kwh", price);
     Some(TimeWindow {
         days: days?,
         from: from?,
@@ -418,7 +402,7 @@ fn parse_window(f: &mut Fields) -> Option<TimeWindow> {
 
 fn parse_component(f: &mut Fields) -> Option<TariffComponent> {
     let name = f.string("name", 100, false);
-    let name = required(f, "name", name);
+    let name = f.required("name", name);
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         f.error(
             "name",
@@ -427,7 +411,7 @@ fn parse_component(f: &mut Fields) -> Option<TariffComponent> {
         );
     }
     let price = price_per_kwh(f, "price_per_kwh");
-    let price = required(f, "price_per_kwh", price);
+    let price = f.required("price_per_kwh", price);
     let windows = list_of_objects(f, "windows", MAX_WINDOWS, parse_window, WINDOW_FIELDS);
     let mut component = TariffComponent {
         name: name?,

@@ -9,16 +9,16 @@
 //!   Σ_{i ≤ deadline} a_i ≥ E(target);  Σ a_i ≤ E(max(min, target));  Σ a_i + o_i ≤ E(cap);
 //!   lexicographic: first minimise forecast energy Σ_{forecast} a_i, then cost Σ p_i (a_i + o_i).
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use voltplan_core::PriceSlot;
-use voltplan_core::planner::{DeadlineRule, PlannerSettings, VehicleSnapshot, plan};
+use voltplan_core::planner::{PlannerSettings, VehicleSnapshot, plan};
 use voltplan_core::zone::PriceZone;
 
 #[path = "support/lp.rs"]
 mod lp;
 mod support;
-use lp::{Checked, check_plan};
+use lp::{Checked, check_plan, random_car};
 use support::Rng;
 
 #[derive(Debug, Clone)]
@@ -62,50 +62,7 @@ fn instance(seed: u64) -> Instance {
         .collect();
     // `now` anywhere in the first half, at any second: partial slots.
     let now = first + Duration::seconds(r.int(0, (n as i64 * step_min * 60) / 2));
-    let level = if r.chance(0.1) {
-        0.0
-    } else {
-        r.range(0.0, 100.0)
-    };
-    let deadline_at = NaiveTime::from_hms_opt(
-        r.int(0, 23) as u32,
-        [0, 15, 30, 45][r.int(0, 3) as usize],
-        0,
-    )
-    .unwrap_or(NaiveTime::MIN);
-    let vehicle = VehicleSnapshot {
-        battery_level_pct: level,
-        battery_capacity_kwh: r.range(10.0, 100.0),
-        is_plugged_in: r.chance(0.97),
-        is_at_home: r.chance(0.93),
-        max_charge_power_w: [1400.0, 3700.0, 7400.0, 11_000.0, 22_000.0][r.int(0, 4) as usize]
-            * r.range(0.8, 1.0),
-        charge_target_max_pct: r.chance(0.4).then(|| r.range(40.0, 100.0)),
-    };
-    let settings = PlannerSettings {
-        is_smart_optimization_active: r.chance(0.93),
-        charge_target_min_pct: if r.chance(0.3) {
-            0.0
-        } else {
-            r.range(0.0, 70.0)
-        },
-        deadline: if r.chance(0.1) {
-            DeadlineRule::None
-        } else {
-            DeadlineRule::Daily {
-                at: deadline_at,
-                target_pct: r.range(20.0, 100.0),
-            }
-        },
-        is_over_charge_allowed: r.chance(0.4),
-        pause_power_until: r
-            .chance(0.2)
-            .then(|| now + Duration::seconds(r.int(-3600, 10 * 3600))),
-        boost: r.chance(0.05),
-        efficiency: r.range(0.8, 1.0),
-        min_block_minutes: [0, 15, 30][r.int(0, 2) as usize],
-        ..PlannerSettings::new(zone)
-    };
+    let (vehicle, settings) = random_car(&mut r, zone, now);
     Instance {
         now,
         vehicle,

@@ -122,23 +122,6 @@ fn policy_out(vehicle: &VehicleRecord) -> ChargePolicyOutputSchema {
     }
 }
 
-/// A required field of a day's object: absent or `null` is an error (unless the value given was
-/// already refused).
-fn required<T>(f: &mut Fields, key: &str, patch: Patch<T>) -> Option<T> {
-    match patch {
-        Patch::Set(v) => Some(v),
-        _ if f.has_errors_for(key) => None,
-        Patch::Null => {
-            f.error(key, "null_forbidden", "This field may not be null");
-            None
-        }
-        Patch::Absent => {
-            f.error(key, "missing", "Field required");
-            None
-        }
-    }
-}
-
 fn parse_day(f: &mut Fields, key: &str, object: Map<String, Value>) -> Option<DailyChargeTarget> {
     let mut inner = Fields::new(JsonObject(object), ChargeDailyPolicySchema::FIELDS, &[]);
     let target = parse_day_fields(&mut inner);
@@ -149,8 +132,8 @@ fn parse_day(f: &mut Fields, key: &str, object: Map<String, Value>) -> Option<Da
 fn parse_day_fields(inner: &mut Fields) -> Option<DailyChargeTarget> {
     let percentage = inner.int("charge_percentage", 0, 100);
     let deadline = inner.time_of_day("charge_deadline");
-    let percentage = required(inner, "charge_percentage", percentage);
-    let deadline = required(inner, "charge_deadline", deadline);
+    let percentage = inner.required("charge_percentage", percentage);
+    let deadline = inner.required("charge_deadline", deadline);
     Some(DailyChargeTarget {
         // The range was checked when parsing.
         charge_percentage: i32::try_from(percentage?).ok()?,

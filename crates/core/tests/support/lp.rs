@@ -3,12 +3,15 @@
 //! the linear programme solved independently with good_lp + microlp (the LP is written out at the
 //! top of `planner_lp.rs`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
 use voltplan_core::PriceSlot;
 use voltplan_core::planner::{
-    Plan, PlanMode, PlannerSettings, Reason, VehicleSnapshot, next_deadline, plan,
+    DeadlineRule, Plan, PlanMode, PlannerSettings, Reason, VehicleSnapshot, next_deadline, plan,
 };
+use voltplan_core::zone::PriceZone;
+
+use super::support::Rng;
 
 /// Hours between two instants.
 pub fn hours(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
@@ -289,4 +292,58 @@ pub enum Checked {
 
 pub fn prop_ok(ok: bool, what: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.to_owned()) }
+}
+
+/// A random car and its owner's settings at `now` (plugged in and at home mostly, any level, cap,
+/// power, minimum, daily deadline, pause, boost, efficiency and shortest block).
+pub fn random_car(
+    r: &mut Rng,
+    zone: PriceZone,
+    now: DateTime<Utc>,
+) -> (VehicleSnapshot, PlannerSettings) {
+    let level = if r.chance(0.1) {
+        0.0
+    } else {
+        r.range(0.0, 100.0)
+    };
+    let deadline_at = NaiveTime::from_hms_opt(
+        r.int(0, 23) as u32,
+        [0, 15, 30, 45][r.int(0, 3) as usize],
+        0,
+    )
+    .unwrap_or(NaiveTime::MIN);
+    let vehicle = VehicleSnapshot {
+        battery_level_pct: level,
+        battery_capacity_kwh: r.range(10.0, 100.0),
+        is_plugged_in: r.chance(0.97),
+        is_at_home: r.chance(0.93),
+        max_charge_power_w: [1400.0, 3700.0, 7400.0, 11_000.0, 22_000.0][r.int(0, 4) as usize]
+            * r.range(0.8, 1.0),
+        charge_target_max_pct: r.chance(0.4).then(|| r.range(40.0, 100.0)),
+    };
+    let settings = PlannerSettings {
+        is_smart_optimization_active: r.chance(0.93),
+        charge_target_min_pct: if r.chance(0.3) {
+            0.0
+        } else {
+            r.range(0.0, 70.0)
+        },
+        deadline: if r.chance(0.1) {
+            DeadlineRule::None
+        } else {
+            DeadlineRule::Daily {
+                at: deadline_at,
+                target_pct: r.range(20.0, 100.0),
+            }
+        },
+        is_over_charge_allowed: r.chance(0.4),
+        pause_power_until: r
+            .chance(0.2)
+            .then(|| now + Duration::seconds(r.int(-3600, 10 * 3600))),
+        boost: r.chance(0.05),
+        efficiency: r.range(0.8, 1.0),
+        min_block_minutes: [0, 15, 30][r.int(0, 2) as usize],
+        ..PlannerSettings::new(zone)
+    };
+    (vehicle, settings)
 }
