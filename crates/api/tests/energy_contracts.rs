@@ -464,6 +464,33 @@ async fn sessions_and_savings_report_the_customers_bill_beside_the_wholesale_cos
             "{session}"
         );
 
+        // `/data` names the customer's price beside the day-ahead one when asked for it: here
+        // always 120 €/MWh more (the flat 0.12 €/kWh).
+        let data_path = format!(
+            "{}/data?from_datetime=2026-11-26T12:00:00Z&to_datetime=2026-11-27T06:00:00Z\
+             &resolution=1HOUR&keywords=price,customer_price",
+            ev_path(t.org_id, user, ev)
+        );
+        let (status, body) = s.get(&t.token, &data_path).await;
+        assert_eq!(status, 200, "{body}");
+        let rows = body["data"].as_array().unwrap();
+        assert!(rows.len() > 10, "{body}");
+        for row in rows {
+            let (price, customer) = (row["price"].as_f64(), row["customer_price"].as_f64());
+            assert!(close(customer.unwrap() - price.unwrap(), 120.0), "{row}");
+        }
+        // By default the rows are Podero's.
+        let (_, body) = s
+            .get(
+                &t.token,
+                &format!(
+                    "{}/data?from_datetime=2026-11-26T12:00:00Z&to_datetime=2026-11-27T06:00:00Z",
+                    ev_path(t.org_id, user, ev)
+                ),
+            )
+            .await;
+        assert!(body["data"][0].get("customer_price").is_none(), "{body}");
+
         let savings_path = format!(
             "{}/savings?from=2026-11-01&to=2026-11-30",
             ev_path(t.org_id, user, ev)

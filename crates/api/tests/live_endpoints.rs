@@ -641,6 +641,7 @@ async fn data_is_bucketed_from_readings_and_fill_missing_fills_the_range() {
             power_w: Some(if charging { 11_000.0 } else { 0.0 }),
             energy_kwh: Some(if charging { 0.5 } else { 0.0 }),
             price_eur_mwh: Some(price),
+            customer_price_per_mwh: None,
         };
         for r in [
             reading(0, 40.0, false, 100.0),

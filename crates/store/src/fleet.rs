@@ -199,6 +199,8 @@ pub struct ReadingRecord {
     /// Grid energy drawn since the previous reading.
     pub energy_kwh: Option<f64>,
     pub price_eur_mwh: Option<f64>,
+    /// The customer's price under their energy contract, per MWh in its currency (none without).
+    pub customer_price_per_mwh: Option<f64>,
 }
 
 #[async_trait]

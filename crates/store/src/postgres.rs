@@ -219,9 +219,10 @@ impl PgStore {
         };
         sqlx::query(
             "INSERT INTO vehicle_readings \
-             (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh) \
+             (vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, is_at_home, power_w, energy_kwh, price_eur_mwh, \
+              customer_price_per_mwh) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::float8[], $5::bool[], $6::bool[], \
-               $7::bool[], $8::float8[], $9::float8[], $10::float8[]) \
+               $7::bool[], $8::float8[], $9::float8[], $10::float8[], $11::float8[]) \
              ON CONFLICT (vehicle_id, at) DO NOTHING",
         )
         .bind(readings.iter().map(|r| r.vehicle_id).collect::<Vec<_>>())
@@ -234,6 +235,7 @@ impl PgStore {
         .bind(column(|r| r.power_w))
         .bind(column(|r| r.energy_kwh))
         .bind(column(|r| r.price_eur_mwh))
+        .bind(column(|r| r.customer_price_per_mwh))
         .execute(&mut **tx)
         .await?;
         Ok(())

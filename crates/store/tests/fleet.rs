@@ -57,6 +57,7 @@ fn outcome(c: &ClaimedVehicle, level: i32) -> CycleOutcome {
             power_w: Some(11_000.0),
             energy_kwh: Some(0.5),
             price_eur_mwh: Some(-3.5),
+            customer_price_per_mwh: Some(210.0),
         }),
         command_outcomes: Vec::new(),
         events: Vec::new(),

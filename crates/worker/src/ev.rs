@@ -324,7 +324,13 @@ impl DeviceKind for ElectricVehicles<'_> {
         ) {
             work.writes.sessions.push(open);
         }
-        work.writes.reading = monitor::reading_to_report(claimed, rt, observed, step.book, now);
+        work.writes.reading = monitor::reading_to_report(
+            claimed,
+            rt,
+            observed,
+            (step.book, step.pricing.customer().map(|c| &c.book)),
+            now,
+        );
         let settings = Self::settings(claimed);
         schedule::next_cycle_at(state, rt, settings, plan, observed, now, step.config)
     }

@@ -262,7 +262,7 @@ pub fn reading_to_report(
     claimed: &ClaimedVehicle,
     rt: &mut VehicleRuntime,
     observed: &Observed,
-    book: &PriceBook,
+    (book, customer): (&PriceBook, Option<&PriceBook>),
     now: DateTime<Utc>,
 ) -> Option<ReadingRecord> {
     rt.unreported_energy_kwh += observed.energy_kwh;
@@ -286,6 +286,7 @@ pub fn reading_to_report(
         power_w: Some(observed.rate_w),
         energy_kwh: Some(rt.unreported_energy_kwh),
         price_eur_mwh: book.price_at(now),
+        customer_price_per_mwh: customer.and_then(|c| c.price_at(now)),
     };
     rt.unreported_energy_kwh = 0.0;
     rt.last_reported_flags = Some(flags);

@@ -31,6 +31,9 @@ pub struct EvDataRowOut {
     estimated_consumption: Option<f64>,
     /// What charging at once would have drawn, Wh. Not recorded yet: always `null`.
     unoptimized_consumption: Option<f64>,
+    /// Voltplan extension, only when named in `keywords`: the mean price on the customer's energy
+    /// contract (`docs/tariffs.md`), per MWh in the contract's currency; `null` without one.
+    customer_price: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +77,10 @@ pub(super) fn rows(request: &DataRange, readings: &[ReadingRecord]) -> Vec<Map<S
 /// The figures of one bucket, from its readings (sorted by time).
 fn aggregate(readings: &[&ReadingRecord]) -> Map<String, Value> {
     let prices: Vec<f64> = readings.iter().filter_map(|r| r.price_eur_mwh).collect();
+    let customer_prices: Vec<f64> = readings
+        .iter()
+        .filter_map(|r| r.customer_price_per_mwh)
+        .collect();
     let any = |f: fn(&ReadingRecord) -> Option<bool>| {
         let seen: Vec<bool> = readings.iter().filter_map(|r| f(r)).collect();
         (!seen.is_empty()).then(|| seen.iter().any(|b| *b))
@@ -102,5 +109,12 @@ fn aggregate(readings: &[&ReadingRecord]) -> Map<String, Value> {
         json!((!energy.is_empty()).then(|| round_to(energy.iter().sum::<f64>() * 1000.0, 1))),
     );
     row.insert("unoptimized_consumption".into(), Value::Null);
+    row.insert(
+        "customer_price".into(),
+        json!((!customer_prices.is_empty()).then(|| round_to(
+            customer_prices.iter().sum::<f64>() / customer_prices.len() as f64,
+            4
+        ))),
+    );
     row
 }

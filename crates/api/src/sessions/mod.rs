@@ -351,6 +351,7 @@ pub(crate) async fn device_data(
             }),
             units: json!({
                 "price": "EUR/MWh",
+                "customer_price": "per MWh in the energy contract's currency",
                 "battery_level": "%",
                 "estimated_consumption": "Wh",
                 "unoptimized_consumption": "Wh",

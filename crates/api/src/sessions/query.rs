@@ -20,7 +20,7 @@ const MAX_SAVINGS_DAYS: i64 = 1830;
 const MAX_DATA_DAYS: i64 = 366;
 const MAX_DATA_BUCKETS: i64 = 10_000;
 
-/// The figures a `/data` row can hold (`keywords`), in the order rows list them.
+/// The figures a `/data` row holds by default (Podero's), in the order rows list them.
 const DATA_KEYWORDS: [&str; 7] = [
     "price",
     "battery_level",
@@ -102,7 +102,9 @@ pub struct DataQuery {
     #[param(inline, value_type = Option<DataResolution>)]
     pub resolution: Option<String>,
     /// Comma-separated subset of `price`, `battery_level`, `is_charging`, `is_plugged_in`,
-    /// `is_at_optimized_location`, `estimated_consumption`, `unoptimized_consumption`; default all.
+    /// `is_at_optimized_location`, `estimated_consumption`, `unoptimized_consumption`; default all
+    /// of these. The extension `customer_price` (the mean price on the customer's energy contract,
+    /// per MWh in its currency) is there only when named.
     pub keywords: Option<String>,
 }
 
@@ -397,21 +399,29 @@ fn parse_fill_missing(headers: &HeaderMap, errors: &mut Vec<FieldError>) -> bool
     }
 }
 
+/// Voltplan's extensions: only when asked for by name, so the default rows stay Podero's.
+const EXTENSION_KEYWORDS: [&str; 1] = ["customer_price"];
+
 fn parse_keywords(value: Option<&str>, errors: &mut Vec<FieldError>) -> Vec<&'static str> {
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
         return DATA_KEYWORDS.to_vec();
     };
     let mut out = Vec::new();
     for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        match DATA_KEYWORDS.iter().find(|k| **k == word) {
+        match DATA_KEYWORDS
+            .iter()
+            .chain(&EXTENSION_KEYWORDS)
+            .find(|k| **k == word)
+        {
             Some(k) if !out.contains(k) => out.push(*k),
             Some(_) => {}
             None => errors.push(FieldError::query(
                 "keywords",
                 "enum",
                 format!(
-                    "Unknown keyword {word:?}; use any of {}",
-                    DATA_KEYWORDS.join(", ")
+                    "Unknown keyword {word:?}; use any of {}, {}",
+                    DATA_KEYWORDS.join(", "),
+                    EXTENSION_KEYWORDS.join(", ")
                 ),
             )),
         }

@@ -89,13 +89,14 @@ impl ThisStore {
     {
         let (readings, device, _) = table.readings();
         let (home_column, home_value) = match table {
-            DeviceTable::ElectricVehicles => (", is_at_home", ", $10"),
+            DeviceTable::ElectricVehicles => (", is_at_home", ", $11"),
             DeviceTable::Wallboxes => ("", ""),
         };
         let insert = format!(
             "INSERT INTO {readings} \
-             ({device}, org_id, at, battery_level, is_plugged_in, is_charging, power_w, energy_kwh, price_eur_mwh{home_column}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9{home_value}) ON CONFLICT ({device}, at) DO NOTHING"
+             ({device}, org_id, at, battery_level, is_plugged_in, is_charging, power_w, energy_kwh, price_eur_mwh, \
+              customer_price_per_mwh{home_column}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10{home_value}) ON CONFLICT ({device}, at) DO NOTHING"
         );
         let mut query = sqlx::query(&insert)
             .bind(r.vehicle_id)
@@ -106,7 +107,8 @@ impl ThisStore {
             .bind(r.is_charging)
             .bind(r.power_w)
             .bind(r.energy_kwh)
-            .bind(r.price_eur_mwh);
+            .bind(r.price_eur_mwh)
+            .bind(r.customer_price_per_mwh);
         if table == DeviceTable::ElectricVehicles {
             query = query.bind(r.is_at_home);
         }
@@ -461,7 +463,7 @@ impl FleetStore for ThisStore {
         let (readings, device, is_at_home) = table.readings();
         let select = format!(
             "SELECT {device} AS vehicle_id, org_id, at, battery_level, is_plugged_in, is_charging, \
-               {is_at_home} AS is_at_home, power_w, energy_kwh, price_eur_mwh \
+               {is_at_home} AS is_at_home, power_w, energy_kwh, price_eur_mwh, customer_price_per_mwh \
              FROM {readings} WHERE org_id = $1 AND {device} = $2 AND at >= $3 AND at < $4 ORDER BY at"
         );
         let rows: Vec<ReadingRecord> = sqlx::query_as(&select)

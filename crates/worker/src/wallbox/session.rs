@@ -168,5 +168,9 @@ pub(super) fn report(
         power_w: wallbox.charger.power_w,
         energy_kwh,
         price_eur_mwh: step.book.price_at(step.now),
+        customer_price_per_mwh: step
+            .pricing
+            .customer()
+            .and_then(|c| c.book.price_at(step.now)),
     })
 }
