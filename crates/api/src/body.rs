@@ -537,22 +537,73 @@ impl Fields {
         })
     }
 
-    /// The raw value of `key` (`None` when absent), for fields with a structure of their own.
-    pub fn raw(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key)
-    }
-
-    /// Adds errors located by the caller.
-    pub fn push_errors(&mut self, errors: Vec<FieldError>) {
-        self.errors.extend(errors);
-    }
-
     /// Collects a nested object's errors under `key`.
     pub fn nested_errors(&mut self, key: &str, errors: Vec<FieldError>) {
+        self.nested_errors_at(&[key.into()], errors);
+    }
+
+    /// Collects a nested object's errors under `at`: `["body", inner]` becomes
+    /// `["body", at…, inner]` (e.g. `at` = `["windows", 3]` for a list's item).
+    fn nested_errors_at(&mut self, at: &[LocPart], errors: Vec<FieldError>) {
         for mut e in errors {
-            // `["body", inner]` becomes `["body", key, inner]`.
-            e.loc.insert(1, key.into());
+            let tail = e.loc.split_off(1.min(e.loc.len()));
+            e.loc.extend_from_slice(at);
+            e.loc.extend(tail);
             self.errors.push(e);
+        }
+    }
+
+    /// A list of at most `max` objects, each read by `item` from a body of the `writable` keys;
+    /// an item's errors are located under `[key, index]`. `null` reads as an empty list.
+    pub fn list_of_objects<T>(
+        &mut self,
+        key: &str,
+        max: usize,
+        writable: &[&str],
+        mut item: impl FnMut(&mut Fields) -> Option<T>,
+    ) -> Patch<Vec<T>> {
+        let items = match self.map.remove(key) {
+            None => return Patch::Absent,
+            Some(Value::Null) => return Patch::Set(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                self.error(key, "list_type", "Input should be a valid list");
+                return Patch::Absent;
+            }
+        };
+        if items.len() > max {
+            self.error(
+                key,
+                "too_long",
+                format!("List should have at most {max} items"),
+            );
+            return Patch::Absent;
+        }
+        let errors_before = self.errors.len();
+        let mut out = Vec::with_capacity(items.len());
+        for (i, value) in items.into_iter().enumerate() {
+            let Value::Object(map) = value else {
+                self.errors.push(FieldError::new(
+                    vec!["body".into(), key.into(), i.into()],
+                    "model_type",
+                    "Input should be an object",
+                ));
+                continue;
+            };
+            let mut fields = Fields::new(JsonObject(map), writable, &[]);
+            let parsed = item(&mut fields);
+            let item_errors = fields.into_errors();
+            if item_errors.is_empty()
+                && let Some(parsed) = parsed
+            {
+                out.push(parsed);
+            }
+            self.nested_errors_at(&[key.into(), i.into()], item_errors);
+        }
+        if self.errors.len() == errors_before {
+            Patch::Set(out)
+        } else {
+            Patch::Absent
         }
     }
 }

@@ -7,14 +7,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+
 use utoipa::ToSchema;
 use uuid::Uuid;
 use voltplan_core::tariff::{
     ContractPrice, ContractType, EnergyContract, MAX_COMPONENTS, MAX_ENERGY_PRICES,
-    MAX_PRICE_PER_KWH, MAX_WINDOWS, TariffComponent, TimeWindow, WEEKDAYS,
+    MAX_PRICE_PER_KWH, MAX_WINDOWS, TariffComponent, TimeWindow,
 };
-use voltplan_core::validation::{FieldError, LocPart};
+use voltplan_core::time::WEEKDAYS;
+use voltplan_core::validation::FieldError;
 use voltplan_store::EnergyContractRecord;
 
 use crate::auth::OrgAccess;
@@ -281,76 +282,6 @@ struct ContractPatch {
     timezone: Patch<String>,
 }
 
-/// Moves an item's errors (`["body", field…]`) under `["body", key, index, field…]`.
-fn relocate(errors: Vec<FieldError>, key: &str, index: usize) -> Vec<FieldError> {
-    errors
-        .into_iter()
-        .map(|mut e| {
-            let tail = e.loc.split_off(1.min(e.loc.len()));
-            e.loc.push(LocPart::from(key));
-            e.loc.push(LocPart::from(index));
-            e.loc.extend(tail);
-            e
-        })
-        .collect()
-}
-
-/// A list of objects, each read by `item`, at most `max` long. `null` reads as an empty list.
-fn list_of_objects<T>(
-    f: &mut Fields,
-    key: &str,
-    max: usize,
-    mut item: impl FnMut(&mut Fields) -> Option<T>,
-    writable: &[&str],
-) -> Patch<Vec<T>> {
-    let Some(value) = f.raw(key) else {
-        return Patch::Absent;
-    };
-    let items = match value {
-        Value::Null => return Patch::Set(Vec::new()),
-        Value::Array(items) => items,
-        _ => {
-            f.error(key, "list_type", "Input should be a valid list");
-            return Patch::Absent;
-        }
-    };
-    if items.len() > max {
-        f.error(
-            key,
-            "too_long",
-            format!("List should have at most {max} items"),
-        );
-        return Patch::Absent;
-    }
-    let mut out = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (i, value) in items.into_iter().enumerate() {
-        let Value::Object(map) = value else {
-            errors.push(FieldError::new(
-                vec!["body".into(), key.into(), i.into()],
-                "model_type",
-                "Input should be an object",
-            ));
-            continue;
-        };
-        let mut fields = Fields::new(JsonObject(map), writable, &[]);
-        let parsed = item(&mut fields);
-        let item_errors = fields.into_errors();
-        if item_errors.is_empty()
-            && let Some(parsed) = parsed
-        {
-            out.push(parsed);
-        }
-        errors.extend(relocate(item_errors, key, i));
-    }
-    if errors.is_empty() {
-        Patch::Set(out)
-    } else {
-        f.push_errors(errors);
-        Patch::Absent
-    }
-}
-
 fn price_per_kwh(f: &mut Fields, key: &str) -> Patch<f64> {
     f.number(key, -MAX_PRICE_PER_KWH, MAX_PRICE_PER_KWH, false)
 }
@@ -412,7 +343,7 @@ fn parse_component(f: &mut Fields) -> Option<TariffComponent> {
     }
     let price = price_per_kwh(f, "price_per_kwh");
     let price = f.required("price_per_kwh", price);
-    let windows = list_of_objects(f, "windows", MAX_WINDOWS, parse_window, WINDOW_FIELDS);
+    let windows = f.list_of_objects("windows", MAX_WINDOWS, WINDOW_FIELDS, parse_window);
     let mut component = TariffComponent {
         name: name?,
         price_per_kwh: price?,
@@ -432,12 +363,11 @@ fn parse_patch(f: &mut Fields) -> ContractPatch {
     let types: Vec<&str> = ContractType::ALL.iter().map(|t| t.as_str()).collect();
     ContractPatch {
         energy_contract_type: f.one_of("energy_contract_type", &types),
-        energy_prices: list_of_objects(
-            f,
+        energy_prices: f.list_of_objects(
             "energy_prices",
             MAX_ENERGY_PRICES,
-            parse_price,
             PRICE_FIELDS,
+            parse_price,
         ),
         building_id: f.uuid("building_id"),
         meter_id: f.string("meter_id", 19, true),
@@ -445,12 +375,11 @@ fn parse_patch(f: &mut Fields) -> ContractPatch {
         currency_energy_price: f.string("currency_energy_price", 3, false),
         energy_price_includes_external_components: f
             .bool("energy_price_includes_external_components"),
-        tariff_components: list_of_objects(
-            f,
+        tariff_components: f.list_of_objects(
             "tariff_components",
             MAX_COMPONENTS,
-            parse_component,
             COMPONENT_FIELDS,
+            parse_component,
         ),
         vat_percentage: f.number("vat_percentage", 0.0, 100.0, false),
         spot_markup_per_kwh: price_per_kwh(f, "spot_markup_per_kwh"),

@@ -8,8 +8,9 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use voltplan_core::PriceSlot;
 use voltplan_core::tariff::{
-    ContractType, EnergyContract, TariffComponent, TimeWindow, WEEKDAYS, customer_prices,
+    ContractType, EnergyContract, TariffComponent, TimeWindow, customer_prices,
 };
+use voltplan_core::time::WEEKDAYS;
 use voltplan_core::zone::PriceZone;
 
 fn time(h: u32) -> NaiveTime {

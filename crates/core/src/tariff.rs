@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::price::{PRICE_LIMIT_EUR_MWH, PriceSlot};
+use crate::time::WEEKDAYS;
 use crate::validation::{FieldError, LocPart};
 use crate::zone::PriceZone;
 
@@ -57,9 +58,6 @@ pub struct ContractPrice {
     pub price: f64,
     pub timestamp: DateTime<Utc>,
 }
-
-/// The weekdays as the API spells them (`mon` … `sun`).
-pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// A stretch of the week during which a component has another price, e.g. a §14a Modul 3 low
 /// window `00:00–06:00` on every day. `to` at or before `from` runs past midnight into the next

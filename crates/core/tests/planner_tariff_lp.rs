@@ -18,9 +18,9 @@ use proptest::prelude::*;
 use voltplan_core::PriceSlot;
 use voltplan_core::planner::{DeadlineRule, Plan, PlannerSettings, VehicleSnapshot, plan};
 use voltplan_core::tariff::{
-    ContractPrice, ContractType, EnergyContract, TariffComponent, TimeWindow, WEEKDAYS,
-    customer_prices,
+    ContractPrice, ContractType, EnergyContract, TariffComponent, TimeWindow, customer_prices,
 };
+use voltplan_core::time::WEEKDAYS;
 use voltplan_core::zone::PriceZone;
 
 #[path = "support/lp.rs"]

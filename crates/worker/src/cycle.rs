@@ -47,10 +47,7 @@ impl<K: DeviceKind> Cycler<'_, K> {
         (pricing, contract_updated_at): (Arc<Pricing>, Option<DateTime<Utc>>),
     ) -> Result<CycleResult<K::Outcome>, WorkerError> {
         let now = self.clock.now();
-        let empty_book = PriceBook {
-            slots: Vec::new(),
-            coverage_end: None,
-        };
+        let empty_book = PriceBook::default();
         let step = Step {
             now,
             book: book.as_deref().unwrap_or(&empty_book),

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use voltplan_clouds::CloudError;
 use voltplan_core::PriceZone;
-use voltplan_core::planner::Plan;
+use voltplan_core::planner::{Plan, PlanError, PlanInput};
 use voltplan_store::fleet::{CommandOutcome, Lease};
 use voltplan_store::{Store, StoreError};
 
@@ -95,9 +95,10 @@ pub(crate) struct Step<'c> {
 }
 
 impl Step<'_> {
-    /// The prices the device is planned on: the customer's, else the day-ahead ones.
-    pub fn plan_slots(&self) -> &[voltplan_core::PriceSlot] {
-        self.pricing.plan_slots(self.book)
+    /// Plans `input` on the device's prices (its owner's contract's, else the day-ahead ones).
+    pub fn plan(&self, input: PlanInput) -> Result<Plan, PlanError> {
+        self.pricing
+            .plan(input, self.book, (self.now, self.config.ready_margin))
     }
 }
 

@@ -242,17 +242,8 @@ impl DeviceKind for ElectricVehicles<'_> {
             }
             input
         })
-        .and_then(|mut input| {
-            input.settings.currency = step.pricing.customer().map(|c| c.currency.clone());
-            let power_kw = input.vehicle.max_charge_power_w / 1000.0;
-            let mut plan = input.plan_with_margin(now, step.plan_slots(), cfg.ready_margin)?;
-            plan.pricing = Some(step.pricing.describe(
-                &plan,
-                (claimed.vehicle.price_zone, step.book),
-                power_kw,
-            ));
-            Ok(plan)
-        }) {
+        .and_then(|input| step.plan(input))
+        {
             Ok(plan) => Some(plan),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot plan; the car is left to charge on its own");

@@ -10,7 +10,7 @@ use voltplan_core::{PriceSlot, PriceZone};
 use voltplan_store::{OrgScope, Store, StoreError};
 
 /// Prices for one (zone, organisation), read once per batch.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PriceBook {
     pub slots: Vec<PriceSlot>,
     /// Changes when new prices are published (the end of coverage moves): a re-plan trigger.

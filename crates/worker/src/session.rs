@@ -17,9 +17,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
-use voltplan_core::planner::{
-    Plan, PlanMode, PriceBasis, max_charge_power_w, settings_deadline_rule,
-};
+use voltplan_core::planner::{Plan, PlanMode, max_charge_power_w, settings_deadline_rule};
 use voltplan_core::session::{
     SessionFacts, SessionOutcome, deadline_in_force, judge, target_reached,
 };
@@ -280,22 +278,11 @@ pub fn note_plan(rt: &mut VehicleRuntime, plan: Option<&Plan>) {
         session.facts.infeasible_at_plug_in = Some(!plan.feasible);
     }
     if session.planned_baseline_eur.is_none() && plan.energy_kwh > 0.0 {
-        // A plan on the customer's price carries its day-ahead figures in `pricing`.
-        let wholesale = plan.pricing.as_ref().and_then(|p| {
-            (p.basis == PriceBasis::Customer)
-                .then_some(p.wholesale_baseline_cost_eur.zip(p.wholesale_cost_eur))
-                .flatten()
-        });
-        match wholesale {
-            Some((baseline, cost)) => {
-                session.planned_baseline_eur = Some(baseline);
-                data.expected_savings_eur = Some(baseline - cost);
-                data.customer_expected_savings = Some(plan.savings_eur);
-            }
-            None => {
-                session.planned_baseline_eur = Some(plan.baseline_cost_eur);
-                data.expected_savings_eur = Some(plan.savings_eur);
-            }
+        let savings = plan.savings();
+        session.planned_baseline_eur = Some(savings.day_ahead_baseline_eur);
+        data.expected_savings_eur = Some(savings.day_ahead_savings_eur);
+        if savings.customer_savings.is_some() {
+            data.customer_expected_savings = savings.customer_savings;
         }
     }
 }

@@ -5,14 +5,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
-use voltplan_core::planner::{Plan, PlanPricing, PriceBasis};
+use voltplan_core::planner::{Plan, PlanError, PlanInput, PlanPricing, PriceBasis};
 use voltplan_core::tariff::customer_prices;
 use voltplan_store::{EnergyContractRecord, OrgScope, Store, StoreError, contract_for};
 
 use crate::price_book::PriceBook;
+use crate::replan::Fnv1a;
 
 /// The customer's prices of one (zone, organisation, contract).
 #[derive(Debug)]
@@ -46,12 +47,25 @@ impl Pricing {
         }
     }
 
-    /// The slots the planner optimises.
-    pub fn plan_slots<'a>(&'a self, wholesale: &'a PriceBook) -> &'a [voltplan_core::PriceSlot] {
-        match self {
-            Pricing::Customer(c) => &c.book.slots,
+    /// Plans `input` on this pricing (the customer's prices, else the day-ahead ones, aiming to
+    /// be ready `ready_margin` early) and says in `plan.pricing` which it was.
+    pub fn plan(
+        &self,
+        mut input: PlanInput,
+        wholesale: &PriceBook,
+        (now, ready_margin): (DateTime<Utc>, Duration),
+    ) -> Result<Plan, PlanError> {
+        let slots = match self {
+            Pricing::Customer(c) => {
+                input.settings.currency = Some(c.currency.clone());
+                &c.book.slots
+            }
             _ => &wholesale.slots,
-        }
+        };
+        let mut plan = input.plan_with_margin(now, slots, ready_margin)?;
+        let power_kw = input.vehicle.max_charge_power_w / 1000.0;
+        plan.pricing = Some(self.describe(&plan, (input.settings.price_zone, wholesale), power_kw));
+        Ok(plan)
     }
 
     /// Mixed into the plan-inputs hash: a new or changed contract re-plans.
@@ -61,14 +75,16 @@ impl Pricing {
             Pricing::Customer(c) => c.contract_id,
             Pricing::Refused { contract_id, .. } => *contract_id,
         };
-        let (hi, lo) = id.as_u64_pair();
-        let at = contract_updated_at.map_or(0, |t| t.timestamp_micros() as u64);
-        // Odd multipliers keep the three parts from cancelling each other.
-        hi.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ lo.rotate_left(17) ^ at.wrapping_mul(3)
+        let mut h = Fnv1a::new();
+        h.bytes(id.as_bytes());
+        h.option(contract_updated_at, |h, at| {
+            h.bytes(&at.timestamp_micros().to_le_bytes())
+        });
+        h.finish()
     }
 
     /// What `plan` was priced with; on the customer's price also its day-ahead cost.
-    pub fn describe(
+    fn describe(
         &self,
         plan: &Plan,
         (zone, wholesale): (PriceZone, &PriceBook),
@@ -164,10 +180,7 @@ fn price(
     (zone, _): (PriceZone, Uuid),
     books: &HashMap<(PriceZone, Uuid), Arc<PriceBook>>,
 ) -> Pricing {
-    let empty = PriceBook {
-        slots: Vec::new(),
-        coverage_end: None,
-    };
+    let empty = PriceBook::default();
     let wholesale = books
         .get(&(zone, contract.org_id))
         .map_or(&empty, |b| b.as_ref());

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use voltplan_core::time::WEEKDAYS;
 use voltplan_core::vehicle::{DailyChargeTarget, WeeklyChargePolicy, canonical_time_zone};
 use voltplan_store::VehicleRecord;
 
@@ -21,9 +22,6 @@ use crate::body::{Fields, JsonObject, Patch};
 use crate::error::ApiResult;
 use crate::params::{Ids, VehiclePath};
 use crate::state::AppState;
-
-/// The weekday keys, Monday first (the order of `WeeklyChargePolicy::days`).
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// The keys of the GET answer's envelope: refused in a PUT body with a hint (the body is the
 /// `data` object itself).
@@ -169,7 +167,7 @@ fn parse_policy(f: &mut Fields) -> WeeklyChargePolicy {
         }
     }
     let mut days: [Option<DailyChargeTarget>; 7] = Default::default();
-    for (slot, key) in days.iter_mut().zip(DAYS) {
+    for (slot, key) in days.iter_mut().zip(WEEKDAYS) {
         *slot = match f.object(key) {
             Patch::Set(object) => parse_day(f, key, object),
             Patch::Null | Patch::Absent => None,
@@ -295,7 +293,7 @@ mod tests {
             properties::<ChargeDailyPolicySchema>(),
             ChargeDailyPolicySchema::FIELDS
         );
-        assert_eq!(&ChargeWeeklyPolicySchema::FIELDS[..7], &DAYS[..]);
+        assert_eq!(&ChargeWeeklyPolicySchema::FIELDS[..7], &WEEKDAYS[..]);
         let mut f = Fields::new(
             all_null(ChargeWeeklyPolicySchema::FIELDS),
             ChargeWeeklyPolicySchema::FIELDS,

@@ -23,7 +23,9 @@ pub use input::{
     DeadlineRule, PlanError, PlanInput, PlannerSettings, VehicleSnapshot, deadline_rule,
     is_at_home, max_charge_power_w, settings_deadline_rule,
 };
-pub use output::{ForecastPrice, Plan, PlanInterval, PlanMode, PlanPricing, PriceBasis, Reason};
+pub use output::{
+    ForecastPrice, Plan, PlanInterval, PlanMode, PlanPricing, PlanSavings, PriceBasis, Reason,
+};
 pub use request::{
     DEFAULT_CHARGE_TARGET_MIN, DEFAULT_GEO_FENCE_M, DEFAULT_MAX_CHARGE_POWER_W,
     DEFAULT_MINIMUM_CHARGE_LIMIT, PlanRequest,

@@ -111,6 +111,41 @@ pub struct Plan {
     pub pricing: Option<PlanPricing>,
 }
 
+/// A plan's savings against charging at once, as sessions book them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanSavings {
+    /// The baseline at the day-ahead price, EUR.
+    pub day_ahead_baseline_eur: f64,
+    /// Baseline minus the plan, both at the day-ahead price, EUR.
+    pub day_ahead_savings_eur: f64,
+    /// For a plan made on the customer's price: its savings there (`savings_eur`).
+    pub customer_savings: Option<f64>,
+}
+
+impl Plan {
+    /// The plan's savings at the day-ahead price (from `pricing` when it was made on the
+    /// customer's price, else its own figures) and on the customer's price.
+    pub fn savings(&self) -> PlanSavings {
+        let day_ahead = self
+            .pricing
+            .as_ref()
+            .filter(|p| p.basis == PriceBasis::Customer)
+            .and_then(|p| p.wholesale_baseline_cost_eur.zip(p.wholesale_cost_eur));
+        match day_ahead {
+            Some((baseline, cost)) => PlanSavings {
+                day_ahead_baseline_eur: baseline,
+                day_ahead_savings_eur: baseline - cost,
+                customer_savings: Some(self.savings_eur),
+            },
+            None => PlanSavings {
+                day_ahead_baseline_eur: self.baseline_cost_eur,
+                day_ahead_savings_eur: self.savings_eur,
+                customer_savings: None,
+            },
+        }
+    }
+}
+
 /// The price series a plan optimised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

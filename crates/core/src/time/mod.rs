@@ -3,6 +3,9 @@
 
 pub mod calendar;
 
+/// The weekdays as the API spells them, Monday first (charge-policy keys, tariff windows' days).
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 
 /// What a local wall-clock time is in UTC.

@@ -32,7 +32,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
 use voltplan_core::charger::RateUnit;
-use voltplan_core::planner::{Plan, PriceBasis};
+use voltplan_core::planner::Plan;
 use voltplan_core::vehicle::StatusLevel;
 use voltplan_core::wallbox::{WallboxSettings, WallboxState};
 use voltplan_ocpp::profile::{ProfileRequest, Step as PowerStep, Unit, set_charging_profile};
@@ -341,20 +341,8 @@ impl DeviceKind for Wallboxes<'_> {
             source = observed.need_source,
             "wallbox session's energy target"
         );
-        let mut input = plan_input(settings, state, observed, claimed.wallbox.price_zone);
-        input.settings.currency = step.pricing.customer().map(|c| c.currency.clone());
-        let plan = match input
-            .validate()
-            .and_then(|()| input.plan_with_margin(now, step.plan_slots(), step.config.ready_margin))
-            .map(|mut plan| {
-                let power_kw = input.vehicle.max_charge_power_w / 1000.0;
-                plan.pricing = Some(step.pricing.describe(
-                    &plan,
-                    (claimed.wallbox.price_zone, step.book),
-                    power_kw,
-                ));
-                plan
-            }) {
+        let input = plan_input(settings, state, observed, claimed.wallbox.price_zone);
+        let plan = match step.plan(input) {
             Ok(plan) => Some(plan),
             Err(error) => {
                 tracing::debug!(%error, "cannot plan the wallbox; it charges on its own");
@@ -364,18 +352,10 @@ impl DeviceKind for Wallboxes<'_> {
         if let (Some(session), Some(plan)) = (rt.session.as_mut(), plan.as_ref()) {
             // A boost plan has no deadline; the session keeps the one it was planned for.
             session.deadline = plan.deadline.or(session.deadline);
-            // A plan on the customer's price carries its day-ahead figures in `pricing`.
-            let wholesale = plan
-                .pricing
-                .as_ref()
-                .filter(|p| p.basis == PriceBasis::Customer)
-                .and_then(|p| p.wholesale_baseline_cost_eur.zip(p.wholesale_cost_eur));
-            match wholesale {
-                Some((baseline, cost)) => {
-                    session.expected_savings_eur = Some(baseline - cost);
-                    session.customer_expected_savings = Some(plan.savings_eur);
-                }
-                None => session.expected_savings_eur = Some(plan.savings_eur),
+            let savings = plan.savings();
+            session.expected_savings_eur = Some(savings.day_ahead_savings_eur);
+            if savings.customer_savings.is_some() {
+                session.customer_expected_savings = savings.customer_savings;
             }
         }
         Planned {
