@@ -500,6 +500,27 @@ impl Fields {
         })
     }
 
+    /// A list of at most `max_items` UUIDs.
+    pub fn list_of_uuids(&mut self, key: &str, max_items: usize) -> Patch<Vec<Uuid>> {
+        self.field(key, "list_type", |v| {
+            let items = v
+                .as_array()
+                .ok_or_else(|| "Input should be a valid list".to_owned())?;
+            if items.len() > max_items {
+                return Err(format!("List should have at most {max_items} items"));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    item.as_str()
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                        .ok_or_else(|| format!("Item {i} should be a valid UUID"))
+                })
+                .collect()
+        })
+    }
+
     pub fn datetime(&mut self, key: &str) -> Patch<DateTime<Utc>> {
         self.field(key, "datetime_parsing", |v| {
             v.as_str()

@@ -38,6 +38,10 @@ pub struct BuildingOut {
     pub zip_code: Option<String>,
     pub town: Option<String>,
     pub country: Option<String>,
+    /// The grid connection's limit, W (Voltplan extension). Its vehicles are held under it while
+    /// the building sits in a grid group (`…/grid-groups`), together with the group's own limits;
+    /// a building in no group is not limited.
+    pub power_limit_w: Option<i64>,
     /// Centre of the geo-fence of this building's vehicles.
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
@@ -66,6 +70,7 @@ impl From<BuildingRecord> for BuildingOut {
             zip_code: d.zip_code,
             town: d.town,
             country: d.country,
+            power_limit_w: d.power_limit_w,
             latitude: b.latitude,
             longitude: b.longitude,
             created_at: b.created_at,
@@ -118,6 +123,8 @@ write_body! {
         latitude: Option<f64>,
         #[schema(minimum = -180.0, maximum = 180.0)]
         longitude: Option<f64>,
+        #[schema(minimum = 0, maximum = 1_000_000_000)]
+        power_limit_w: Option<i64>,
     }
 }
 
@@ -138,6 +145,7 @@ struct BuildingPatch {
     country: Patch<String>,
     latitude: Patch<f64>,
     longitude: Patch<f64>,
+    power_limit_w: Patch<i64>,
 }
 
 fn parse_patch(f: &mut Fields) -> BuildingPatch {
@@ -174,6 +182,7 @@ fn parse_patch(f: &mut Fields) -> BuildingPatch {
         country,
         latitude: f.number("latitude", -90.0, 90.0, false),
         longitude: f.number("longitude", -180.0, 180.0, false),
+        power_limit_w: f.int("power_limit_w", 0, voltplan_core::grid::MAX_POWER_LIMIT_W),
     }
 }
 
@@ -201,6 +210,7 @@ fn apply_patch(
     patch.country.apply(&mut d.country);
     patch.latitude.apply(&mut b.latitude);
     patch.longitude.apply(&mut b.longitude);
+    patch.power_limit_w.apply(&mut d.power_limit_w);
     if b.latitude.is_some() != b.longitude.is_some() {
         return Err(vec![FieldError::body(
             if b.latitude.is_some() {

@@ -11,6 +11,7 @@ mod cues;
 mod docs;
 mod energy_contracts;
 mod error;
+mod grid_groups;
 pub mod ocpp;
 mod onboarding;
 mod ops;
@@ -79,6 +80,20 @@ pub fn router_and_openapi(state: AppState) -> (Router, serde_json::Value) {
             energy_contracts::update_energy_contract,
             energy_contracts::delete_energy_contract
         ))
+        .routes(routes!(
+            grid_groups::list_grid_groups,
+            grid_groups::create_grid_group
+        ))
+        .routes(routes!(
+            grid_groups::get_grid_group,
+            grid_groups::update_grid_group,
+            grid_groups::delete_grid_group
+        ))
+        .routes(routes!(
+            grid_groups::get_grid_limits,
+            grid_groups::update_grid_limits
+        ))
+        .routes(routes!(grid_groups::get_joint_plan))
         .routes(routes!(vehicles::list_vehicles, vehicles::create_vehicle))
         .routes(routes!(
             vehicles::get_vehicle,

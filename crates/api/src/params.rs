@@ -121,6 +121,14 @@ pub struct OrgPath {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct GridGroupPath {
+    #[allow(dead_code)] // checked by `OrgAccess`
+    pub org_id: Uuid,
+    pub grid_group_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct UserPath {
     #[allow(dead_code)] // checked by `OrgAccess`
     pub org_id: Uuid,

@@ -344,6 +344,7 @@ async fn the_plan_is_the_workers_or_null_with_a_reason() {
                     events: Vec::new(),
                     sessions: Vec::new(),
                     reading: None,
+                    wake_grid_group: None,
                 },
             )
             .await
@@ -793,6 +794,7 @@ async fn sandbox_evs_are_connected_at_creation_and_driven_through_the_api() {
             events: Vec::new(),
             sessions: Vec::new(),
             reading: None,
+            wake_grid_group: None,
         };
         assert!(s.store.finish_cycle(&lease, &outcome).await.unwrap());
         assert!(

@@ -34,6 +34,32 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/buildings/{building_id}",
     ),
+    ("get", "/api/partners/v2.0/org/{org_id}/grid-groups"),
+    ("post", "/api/partners/v2.0/org/{org_id}/grid-groups"),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}",
+    ),
+    (
+        "delete",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}/limits",
+    ),
+    (
+        "put",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}/limits",
+    ),
+    (
+        "get",
+        "/api/partners/v2.0/org/{org_id}/grid-groups/{grid_group_id}/joint-plan",
+    ),
     (
         "get",
         "/api/partners/v2.0/org/{org_id}/users/{user_id}/energy-contracts",

@@ -50,6 +50,7 @@ async fn set_states(s: &TestServer, states: &[(Uuid, EvState)]) {
                 events: Vec::new(),
                 sessions: Vec::new(),
                 reading: None,
+                wake_grid_group: None,
             };
             (lease, outcome)
         })

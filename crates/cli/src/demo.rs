@@ -25,9 +25,10 @@ use voltplan_clouds::{
     AcceleratedClock, SandboxCloud, SandboxConfig, SandboxInitial, VehicleSpec, embedded_catalogue,
 };
 use voltplan_core::account::Role;
+use voltplan_core::grid::GridGroup;
 use voltplan_core::vehicle::DeviceModel;
 use voltplan_core::{Clock, PriceSlot, PriceZone, SystemClock};
-use voltplan_store::{OrgScope, Store, new_building, new_user, new_vehicle};
+use voltplan_store::{GridGroupRecord, OrgScope, Store, new_building, new_user, new_vehicle};
 use voltplan_worker::{Worker, WorkerConfig};
 
 use crate::runtime::DatabaseArgs;
@@ -62,6 +63,10 @@ pub struct DemoArgs {
     /// this server over a WebSocket, with a car behind it.
     #[arg(long, default_value_t = 6)]
     pub wallboxes: usize,
+    /// The homes' cars share one feeder with this limit, kW: planned together, the fleet stays
+    /// under it (`docs/grid-limits.md`). 0: no feeder, every car planned alone.
+    #[arg(long, default_value_t = 150.0)]
+    pub feeder_limit_kw: f64,
     /// How much faster than real time the simulation runs (60 = a simulated hour per real minute).
     #[arg(long, default_value_t = 60.0)]
     pub speed: f64,
@@ -191,6 +196,21 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     )
     .await?;
 
+    let feeder = if args.feeder_limit_kw > 0.0 {
+        Some(
+            seed_feeder(
+                store.as_ref(),
+                org,
+                &vehicles,
+                args.feeder_limit_kw,
+                clock.now(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let households = wallboxes::seed(
         store.as_ref(),
         org,
@@ -255,6 +275,15 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         "  curl -s -X POST {base}/api/partners/v2.0/org/{org_id}/sandbox/electric-vehicles/{your_car}/plug-in {bearer}"
     );
     println!("  curl -s {ev_list}/{your_car}/plan {bearer}");
+    if let Some(feeder) = feeder {
+        println!(
+            "Every home's cars share one feeder of {} kW (grid group “{FEEDER_NAME}”): they are planned together and never draw more. The joint plan, with what the cars would draw planned alone:",
+            args.feeder_limit_kw
+        );
+        println!(
+            "  curl -s {base}/api/partners/v2.0/org/{org_id}/grid-groups/{feeder}/joint-plan {bearer}"
+        );
+    }
     if let Some((user, _)) = wallbox_ids.first() {
         println!(
             "{} households charge through sandbox wallboxes speaking OCPP 1.6J to ws://{}/ocpp; the first one:",
@@ -340,6 +369,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
             vehicles,
             wallboxes: wallbox_ids,
             started,
+            feeder: feeder.map(|id| (id, args.feeder_limit_kw)),
         }
         .run(stop_rx.clone()),
     );
@@ -426,6 +456,48 @@ struct Fleet {
     your_car: Uuid,
     /// `Tesla Model 3 at 43 %, 80 % by 06:00`.
     your_car_is: String,
+}
+
+const FEEDER_NAME: &str = "Demo feeder";
+
+/// One grid group over the homes of `vehicles` with a limit of `limit_kw`; returns its id.
+async fn seed_feeder(
+    store: &dyn Store,
+    org: OrgScope,
+    vehicles: &[Uuid],
+    limit_kw: f64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Uuid> {
+    let mut homes = Vec::new();
+    for &id in vehicles {
+        let vehicle = store.get_vehicle_in_org(org, id).await?;
+        if let Some(home) = vehicle.building_id
+            && !homes.contains(&home)
+        {
+            homes.push(home);
+        }
+    }
+    let group = GridGroupRecord {
+        id: Uuid::now_v7(),
+        org_id: org.id(),
+        group: GridGroup {
+            name: FEEDER_NAME.to_owned(),
+            parent_id: None,
+            building_ids: homes,
+            electric_vehicle_ids: Vec::new(),
+            power_limit_w: Some((limit_kw * 1000.0).round() as i64),
+            schedule: Vec::new(),
+        },
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        joint_plan: None,
+    };
+    anyhow::ensure!(
+        group.group.validate().is_empty(),
+        "--feeder-limit-kw {limit_kw} is not a limit in watts from 0 to 1 GW"
+    );
+    Ok(store.create_grid_group(org, &group).await?.id)
 }
 
 /// Creates drivers with a home and one or two sandbox vehicles each, registered in the sandbox.

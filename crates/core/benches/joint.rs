@@ -5,7 +5,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use voltplan_core::joint::{Group, JointDevice, JointProblem, plan_jointly};
+use voltplan_core::joint::pack::{PackDevice, PackGroup, PackProblem, pack};
+use voltplan_core::joint::{Group, JointDevice, JointPlan, JointProblem, plan_jointly};
 
 fn fleet(
     cars: usize,
@@ -94,17 +95,53 @@ fn main() {
         ("a feeder, zone price", 500, false),
         ("a feeder, own tariffs", 500, true),
         ("2,000 sites in 20 feeders, zone price", 10_000, false),
+        ("20,000 sites in 200 feeders, zone price", 100_000, false),
     ] {
         let problem = fleet(cars, 5, 100, own_prices);
         let runs = if cars > 100 { 1 } else { 5 };
         let began = Instant::now();
+        let mut plan = None;
         for _ in 0..runs {
-            black_box(plan_jointly(black_box(&problem)).ok());
+            plan = black_box(plan_jointly(black_box(&problem)).ok());
         }
         let each = began.elapsed() / runs;
+        let Some(plan) = plan else {
+            println!("joint plan, {label}: refused");
+            continue;
+        };
+        let windows = on_off(&problem, &plan);
+        let began = Instant::now();
+        black_box(pack(black_box(&windows)));
         println!(
-            "joint plan, {label}: {cars} cars, {} groups, 96 quarter-hours: {each:?}",
-            problem.groups.len()
+            "joint plan, {label}: {cars} cars, {} groups, 96 quarter-hours: flow {each:?}, on/off windows {:?}",
+            problem.groups.len(),
+            began.elapsed()
         );
+    }
+}
+
+/// The flow's energies as the worker packs them into on/off windows (11 kW cars, 30 s cells).
+fn on_off(problem: &JointProblem, plan: &JointPlan) -> PackProblem {
+    PackProblem {
+        slot_seconds: vec![900.0; problem.slots],
+        cell_seconds: 30.0,
+        devices: problem
+            .devices
+            .iter()
+            .zip(&plan.kwh)
+            .map(|(d, kwh)| PackDevice {
+                group: d.group,
+                power_kw: 11.0,
+                kwh: kwh.clone(),
+            })
+            .collect(),
+        groups: problem
+            .groups
+            .iter()
+            .map(|g| PackGroup {
+                parent: g.parent,
+                limit_kw: g.limit_kwh.iter().map(|e| e / 0.25).collect(),
+            })
+            .collect(),
     }
 }

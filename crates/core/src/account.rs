@@ -73,6 +73,9 @@ pub struct BuildingDetails {
     pub zip_code: Option<String>,
     pub town: Option<String>,
     pub country: Option<String>,
+    /// The grid connection's limit, W (Voltplan extension): the building's vehicles are held
+    /// under it by their grid group's joint plan (`crate::grid`).
+    pub power_limit_w: Option<i64>,
 }
 
 #[cfg(test)]

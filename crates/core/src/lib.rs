@@ -4,6 +4,7 @@ pub mod account;
 pub mod charger;
 pub mod clock;
 pub mod events;
+pub mod grid;
 pub mod joint;
 pub mod planner;
 pub mod price;

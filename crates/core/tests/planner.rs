@@ -578,3 +578,79 @@ fn the_explanation_names_the_currency_of_the_prices() {
     let p = plan(utc(NOW), &car(), &uk, &night_prices()).unwrap();
     assert!(p.explanation.contains(" £/MWh"), "{}", p.explanation);
 }
+
+#[test]
+fn a_shared_limit_keeps_charging_inside_its_windows() {
+    use voltplan_core::planner::{PlanInput, PowerWindow, SharedLimit};
+    // 24 kWh due by 06:00; the group leaves this car the evening (18:00–19:00, at 5.5 kW) and
+    // 02:00–04:00 (at 11 kW), though 01:00–04:00 is cheapest.
+    let shared = SharedLimit {
+        group_id: "feeder".into(),
+        group_name: "Feeder 7".into(),
+        windows: vec![
+            PowerWindow {
+                start: utc("2024-01-10T18:00:00Z"),
+                end: utc("2024-01-10T19:00:00Z"),
+                max_power_w: 5_500.0,
+            },
+            PowerWindow {
+                start: utc("2024-01-11T02:00:00Z"),
+                end: utc("2024-01-11T04:00:00Z"),
+                max_power_w: 11_000.0,
+            },
+        ],
+        shortfall_kwh: 0.0,
+    };
+    let input = PlanInput {
+        vehicle: car(),
+        settings: settings(),
+    };
+    let p = input
+        .plan_within(utc(NOW), &night_prices(), Duration::zero(), Some(&shared))
+        .unwrap();
+    let inside = |start: DateTime<Utc>, end: DateTime<Utc>, power: f64| {
+        shared
+            .windows
+            .iter()
+            .any(|w| w.start <= start && end <= w.end && power <= w.max_power_w + 1e-6)
+    };
+    for i in &p.intervals {
+        assert!(
+            inside(i.start, i.end, i.power_w),
+            "{i:?} outside {shared:?}"
+        );
+    }
+    // 22 kWh fit in the night window, the last 2 in the evening one.
+    assert!((p.energy_kwh - 24.0).abs() < 1e-6, "{p:?}");
+    assert!(p.feasible);
+    assert_eq!(p.shared_limit.as_ref().unwrap().group_name, "Feeder 7");
+    assert!(p.explanation.contains("Feeder 7"), "{}", p.explanation);
+
+    // No windows: nothing to charge, the target out of reach, and the plan says why.
+    let none = SharedLimit {
+        windows: Vec::new(),
+        shortfall_kwh: 24.0,
+        ..shared.clone()
+    };
+    let p = input
+        .plan_within(utc(NOW), &night_prices(), Duration::zero(), Some(&none))
+        .unwrap();
+    assert!(p.intervals.is_empty(), "{p:?}");
+    assert!(!p.feasible);
+    assert!(p.explanation.contains("24.0 kWh"), "{}", p.explanation);
+
+    // A car charging on its own (smart charging off) ignores the windows.
+    let own = PlanInput {
+        vehicle: car(),
+        settings: PlannerSettings {
+            is_smart_optimization_active: false,
+            ..settings()
+        },
+    };
+    let p = own
+        .plan_within(utc(NOW), &night_prices(), Duration::zero(), Some(&none))
+        .unwrap();
+    assert_eq!(p.mode, PlanMode::SmartOptimizationOff);
+    assert_eq!(p.intervals[0].start, utc(NOW));
+    assert!(p.shared_limit.is_none());
+}

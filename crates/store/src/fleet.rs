@@ -76,6 +76,9 @@ pub struct ClaimedVehicle {
     pub runtime: Option<String>,
     /// The current plan as JSON text.
     pub plan: Option<String>,
+    /// What its grid group's joint plan leaves it (JSON text, the worker's shape), when it is in
+    /// one.
+    pub shared_limit: Option<String>,
 }
 
 /// What a cycle wrote back.
@@ -103,6 +106,9 @@ pub struct CycleOutcome {
     /// Webhook events this cycle's changes cause: written to the outbox with the fenced write,
     /// so a worker that lost its lease tells nobody about changes it did not make.
     pub events: Vec<voltplan_core::events::Event>,
+    /// The outermost grid group to plan again at once: what the group planned this vehicle from
+    /// changed (plug-in, settings, boost).
+    pub wake_grid_group: Option<Uuid>,
 }
 
 /// A command's new `outcome` and `detail`.
@@ -319,6 +325,7 @@ pub(crate) struct ClaimedRow {
     pub lease_epoch: i64,
     pub runtime: Option<String>,
     pub plan: Option<String>,
+    pub shared_limit: Option<String>,
     pub building_latitude: Option<f64>,
     pub building_longitude: Option<f64>,
     pub profile: sqlx::types::Json<voltplan_core::account::UserProfile>,
@@ -347,6 +354,7 @@ impl ClaimedRow {
             home,
             runtime: self.runtime,
             plan: self.plan,
+            shared_limit: self.shared_limit,
         })
     }
 }

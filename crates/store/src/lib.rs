@@ -8,6 +8,7 @@ mod auth_sessions;
 pub mod cloud_vault;
 pub mod energy_contracts;
 pub mod fleet;
+pub mod grid_groups;
 mod json_text;
 pub mod ocpp;
 pub mod onboarding;
@@ -26,6 +27,7 @@ pub mod webhooks;
 pub use auth_sessions::{AuthSessionOutcome, AuthSessionRecord, AuthSessionStore, KEEP_EXPIRED};
 pub use energy_contracts::{EnergyContractRecord, EnergyContractStore, contract_for};
 pub use fleet::FleetStore;
+pub use grid_groups::{GridGroupRecord, GridGroupStore, GridLease, GridMember, GridPlanOutcome};
 pub use ocpp::OcppStore;
 pub use onboarding::{CloudLinkStore, OnboardingStore};
 pub use org_vehicles::{
@@ -151,6 +153,7 @@ pub trait Store:
     + CloudLinkStore
     + WebhookStore
     + EnergyContractStore
+    + GridGroupStore
     + Send
     + Sync
     + 'static

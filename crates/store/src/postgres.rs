@@ -70,6 +70,9 @@ mod shared_energy_contracts;
 #[path = "shared/fleet.rs"]
 mod shared_fleet;
 #[allow(clippy::duplicate_mod)]
+#[path = "shared/grid_groups.rs"]
+mod shared_grid_groups;
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/ocpp.rs"]
 mod shared_ocpp;
 #[allow(clippy::duplicate_mod)]

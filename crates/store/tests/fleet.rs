@@ -61,6 +61,7 @@ fn outcome(c: &ClaimedVehicle, level: i32) -> CycleOutcome {
         }),
         command_outcomes: Vec::new(),
         events: Vec::new(),
+        wake_grid_group: None,
     }
 }
 

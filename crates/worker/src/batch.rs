@@ -17,6 +17,7 @@ use crate::wallbox::Wallboxes;
 
 use crate::clouds::Clouds;
 use crate::config::WorkerConfig;
+use crate::grid;
 use crate::price_book;
 use crate::tariff;
 
@@ -41,6 +42,8 @@ pub struct CycleStats {
     pub claim_time: std::time::Duration,
     pub cycle_time: std::time::Duration,
     pub finish_time: std::time::Duration,
+    /// Grid groups planned jointly.
+    pub grid_groups_planned: usize,
 }
 
 impl CycleStats {
@@ -95,9 +98,12 @@ impl Worker {
         &self.config
     }
 
-    /// Claims one batch of due devices of each kind (EVs, then wallboxes) and cycles them,
-    /// `concurrency` at a time.
+    /// Plans due grid groups jointly, then claims one batch of due devices of each kind (EVs,
+    /// then wallboxes) and cycles them, `concurrency` at a time. Groups go first: a vehicle that
+    /// plugged in during the last loop finds its windows ready.
     pub async fn run_once(&self) -> Result<CycleStats, WorkerError> {
+        let grid_groups =
+            grid::run_grid_groups(self.store.as_ref(), &self.config, self.clock.now()).await?;
         let vehicles = ElectricVehicles {
             store: self.store.as_ref(),
             clouds: &self.clouds,
@@ -107,6 +113,7 @@ impl Worker {
             store: self.store.as_ref(),
         };
         stats.add(self.run_batch(&wallboxes).await?);
+        stats.grid_groups_planned = grid_groups;
         Ok(stats)
     }
 
@@ -197,7 +204,7 @@ impl Worker {
             let idle = tokio::select! {
                 () = &mut shutdown => break,
                 result = self.run_once() => match result {
-                    Ok(stats) => stats.claimed == 0,
+                    Ok(stats) => stats.claimed == 0 && stats.grid_groups_planned == 0,
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming vehicles failed");
                         true

@@ -40,6 +40,9 @@ pub struct WorkerConfig {
     /// Plans aim to reach the target this long before the deadline when it fits, so a car that
     /// charged a little short can be topped up before the deadline (see `steer::tops_up`).
     pub ready_margin: Duration,
+    /// A grid group is planned jointly again this often even when none of its vehicles changed
+    /// (batteries fill, published prices arrive).
+    pub grid_replan_every: Duration,
     /// Real time to wait in [`Worker::run`] when nothing was due.
     pub idle_wait: std::time::Duration,
 }
@@ -64,6 +67,7 @@ impl WorkerConfig {
             read_failures_for_error: 3,
             replan_drift_pct: 2.0,
             ready_margin: Duration::minutes(15),
+            grid_replan_every: Duration::minutes(15),
             idle_wait: std::time::Duration::from_millis(500),
         }
     }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use voltplan_clouds::CloudError;
 use voltplan_core::PriceZone;
-use voltplan_core::planner::{Plan, PlanError, PlanInput};
+use voltplan_core::planner::{Plan, PlanError, PlanInput, SharedLimit};
 use voltplan_store::fleet::{CommandOutcome, Lease};
 use voltplan_store::{Store, StoreError};
 
@@ -97,8 +97,21 @@ pub(crate) struct Step<'c> {
 impl Step<'_> {
     /// Plans `input` on the device's prices (its owner's contract's, else the day-ahead ones).
     pub fn plan(&self, input: PlanInput) -> Result<Plan, PlanError> {
-        self.pricing
-            .plan(input, self.book, (self.now, self.config.ready_margin))
+        self.plan_within(input, None)
+    }
+
+    /// Like [`Step::plan`], within the windows a grid group's joint plan left the device.
+    pub fn plan_within(
+        &self,
+        input: PlanInput,
+        shared: Option<&SharedLimit>,
+    ) -> Result<Plan, PlanError> {
+        self.pricing.plan(
+            input,
+            self.book,
+            (self.now, self.config.ready_margin),
+            shared,
+        )
     }
 }
 

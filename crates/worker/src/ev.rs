@@ -17,10 +17,10 @@ use crate::budget::CallKind;
 use crate::clouds::Clouds;
 use crate::device::{Desired, DeviceKind, Planned, Read, Steered, Step, Unread, Work};
 use crate::monitor::Observed;
-use crate::replan::{plan_drifted, plan_inputs_hash};
+use crate::replan::{Fnv1a, plan_drifted, plan_inputs_hash};
 use crate::runtime::{CommandKind, VehicleRuntime};
 use crate::tariff::Owner;
-use crate::{boost, events, monitor, schedule, session, steer};
+use crate::{boost, events, grid, monitor, schedule, session, steer};
 
 /// Electric vehicles, reached through their vehicle clouds.
 pub(crate) struct ElectricVehicles<'a> {
@@ -37,6 +37,8 @@ pub(crate) struct EvWrites {
     reading: Option<ReadingRecord>,
     /// What the boost step must clear in the partner's settings.
     boost: boost::BoostEffects,
+    /// The outermost grid group to plan again: this car is not what the group planned it as.
+    wake_grid_group: Option<Uuid>,
 }
 
 impl DeviceKind for ElectricVehicles<'_> {
@@ -208,9 +210,16 @@ impl DeviceKind for ElectricVehicles<'_> {
     ) -> Planned {
         let (settings, state, rt) = (Self::settings(claimed), &work.state, &mut work.runtime);
         let (now, cfg) = (step.now, step.config);
+        let shared = shared_assignment(claimed);
+        if let Some(a) = &shared
+            && a.fingerprint != grid::joint_fingerprint(settings, state)
+        {
+            work.writes.wake_grid_group = Some(a.root);
+        }
         // Plan with the state as it is now (boost included: the planner reads boost_state).
         let inputs_hash = plan_inputs_hash(settings, state, rt, observed, step.book.coverage_end)
-            ^ step.pricing.fingerprint(step.contract_updated_at);
+            ^ step.pricing.fingerprint(step.contract_updated_at)
+            ^ shared_hash(claimed.shared_limit.as_deref());
         let drifted = kept
             .as_ref()
             .is_some_and(|p| plan_drifted(p, observed.level_pct, now, cfg.replan_drift_pct));
@@ -242,7 +251,7 @@ impl DeviceKind for ElectricVehicles<'_> {
             }
             input
         })
-        .and_then(|input| step.plan(input))
+        .and_then(|input| step.plan_within(input, shared.as_ref().map(|a| &a.limit)))
         {
             Ok(plan) => Some(plan),
             Err(e) => {
@@ -352,8 +361,25 @@ impl DeviceKind for ElectricVehicles<'_> {
             reading: writes.reading,
             command_outcomes: commands,
             events,
+            wake_grid_group: writes.wake_grid_group,
         })
     }
+}
+
+/// The windows the car's grid group left it; unreadable ones are ignored (the next joint plan
+/// writes them again).
+fn shared_assignment(claimed: &ClaimedVehicle) -> Option<grid::SharedAssignment> {
+    let text = claimed.shared_limit.as_deref()?;
+    serde_json::from_str(text)
+        .map_err(|e| tracing::warn!(error = %e, "unreadable grid group windows; planned alone"))
+        .ok()
+}
+
+/// Mixed into the plan-inputs hash: new windows re-plan.
+fn shared_hash(text: Option<&str>) -> u64 {
+    let mut h = Fnv1a::new();
+    h.option(text, |h, t| h.text(t));
+    h.finish()
 }
 
 /// What the record says about a car, for a cloud that registers cars it does not know.

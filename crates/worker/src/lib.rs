@@ -29,6 +29,7 @@ mod device;
 mod error;
 mod ev;
 mod events;
+pub mod grid;
 pub mod monitor;
 pub mod price_book;
 pub mod price_fetch;

@@ -109,6 +109,7 @@ pub fn apply_reading(
     };
     rt.last_meter_kwh = reading.energy_meter_kwh;
     rt.last_rate_w = Some(reading.charge_rate_w);
+    rt.last_level_pct = Some(level);
     rt.last_reading_at = Some(at);
     record_consumption(state, rt, energy_kwh, now);
 

@@ -17,6 +17,9 @@ pub struct VehicleRuntime {
     pub last_meter_kwh: Option<f64>,
     /// Grid power at the last reading, to integrate energy when the cloud has no meter.
     pub last_rate_w: Option<f64>,
+    /// The battery level the car last reported, unrounded (the state shows whole percent): its
+    /// grid group's joint plan starts from it.
+    pub last_level_pct: Option<f64>,
     pub last_plugged_in: Option<bool>,
     pub session: Option<OpenSession>,
     pub pending: Option<PendingCommand>,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use voltplan_core::PriceZone;
-use voltplan_core::planner::{Plan, PlanError, PlanInput, PlanPricing, PriceBasis};
+use voltplan_core::planner::{Plan, PlanError, PlanInput, PlanPricing, PriceBasis, SharedLimit};
 use voltplan_core::tariff::customer_prices;
 use voltplan_store::{EnergyContractRecord, OrgScope, Store, StoreError, contract_for};
 
@@ -54,6 +54,7 @@ impl Pricing {
         mut input: PlanInput,
         wholesale: &PriceBook,
         (now, ready_margin): (DateTime<Utc>, Duration),
+        shared: Option<&SharedLimit>,
     ) -> Result<Plan, PlanError> {
         let slots = match self {
             Pricing::Customer(c) => {
@@ -62,7 +63,7 @@ impl Pricing {
             }
             _ => &wholesale.slots,
         };
-        let mut plan = input.plan_with_margin(now, slots, ready_margin)?;
+        let mut plan = input.plan_within(now, slots, ready_margin, shared)?;
         let power_kw = input.vehicle.max_charge_power_w / 1000.0;
         plan.pricing = Some(self.describe(&plan, (input.settings.price_zone, wholesale), power_kw));
         Ok(plan)

@@ -55,5 +55,6 @@ pub fn plan_with(blocks: &[(i64, i64)]) -> Plan {
         defaults_applied: Vec::new(),
         explanation: String::new(),
         pricing: None,
+        shared_limit: None,
     }
 }

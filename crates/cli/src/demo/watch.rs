@@ -38,6 +38,8 @@ pub struct Watch {
     pub wallboxes: Vec<(Uuid, Uuid)>,
     /// When the demo started (simulated): the first night starts here.
     pub started: DateTime<Utc>,
+    /// The feeder's grid group and its limit, kW.
+    pub feeder: Option<(Uuid, f64)>,
 }
 
 impl Watch {
@@ -47,9 +49,22 @@ impl Watch {
             self.started + Duration::seconds((3.0 * self.speed).max(120.0) as i64);
         let mut night_from = self.started;
         let mut next_summary = next_local(self.started, TIME_ZONE, MORNING);
+        // The highest draw the feeder's joint plans saw the cars would have planned alone.
+        let mut alone_peak: Option<(DateTime<Utc>, f64)> = None;
         loop {
             let now = self.clock.now();
             if now >= next_status {
+                if let Some((feeder, _)) = self.feeder {
+                    match self.alone_peak(feeder, next_summary).await {
+                        Ok(Some((at, kw))) if alone_peak.is_none_or(|(_, max)| kw > max) => {
+                            alone_peak = Some((at, kw));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the feeder's joint plan could not be read")
+                        }
+                    }
+                }
                 match self.status(now).await {
                     Ok(line) => println!("{line}"),
                     Err(e) => tracing::warn!(error = %e, "the status line could not be read"),
@@ -70,6 +85,12 @@ impl Watch {
                 match self.night(night_from, next_summary).await {
                     Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
                     Err(e) => tracing::warn!(error = %e, "the night's summary could not be read"),
+                }
+                if let (Some((_, limit_kw)), Some((at, kw))) = (self.feeder, alone_peak.take()) {
+                    println!(
+                        "  feeder: limit {limit_kw:.0} kW; planned alone, the cars would have drawn {kw:.1} kW at {}",
+                        at.with_timezone(&TIME_ZONE).format("%H:%M")
+                    );
                 }
                 night_from = next_summary;
                 next_summary = next_local(now, TIME_ZONE, MORNING);
@@ -114,6 +135,34 @@ impl Watch {
             prices.push((zone, price));
         }
         Ok(status_line(now, TIME_ZONE, &FleetNow::of(&cars), &prices))
+    }
+
+    /// The highest draw before `until` in the feeder's last joint plan had each car been planned
+    /// alone (`alone_kw` of the outermost group), and when.
+    async fn alone_peak(
+        &self,
+        feeder: Uuid,
+        until: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, f64)>, StoreError> {
+        let group = self.store.get_grid_group(self.org, feeder).await?;
+        let Some(plan) = group
+            .joint_plan
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        else {
+            return Ok(None);
+        };
+        let slots = plan["groups"][0]["slots"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(slots
+            .iter()
+            .filter_map(|slot| {
+                let start: DateTime<Utc> = slot["start"].as_str()?.parse().ok()?;
+                Some((start, slot["alone_kw"].as_f64()?))
+            })
+            .filter(|(start, _)| *start < until)
+            .max_by(|a, b| a.1.total_cmp(&b.1)))
     }
 
     /// The summary of the sessions closed in `[from, to)`, with the fleet's peak from `/data`.

@@ -155,6 +155,7 @@ pub(crate) fn explain(plan: &Plan, settings: &PlannerSettings, max_power_w: f64)
     };
     [
         Some(what),
+        shared_limit(plan),
         money(plan, currency),
         forecast(plan, &clock, currency),
         defaults(plan, max_power_w, &clock),
@@ -163,6 +164,22 @@ pub(crate) fn explain(plan: &Plan, settings: &PlannerSettings, max_power_w: f64)
     .flatten()
     .collect::<Vec<_>>()
     .join(" ")
+}
+
+/// Names the grid group whose limit shaped the plan, and what it costs the driver.
+fn shared_limit(plan: &Plan) -> Option<String> {
+    let note = plan.shared_limit.as_ref()?;
+    let mut line = format!(
+        "It shares a power limit with other devices in grid group “{}” and charges only when the group's joint plan leaves it room.",
+        note.group_name
+    );
+    if note.shortfall_kwh >= 0.05 {
+        line.push_str(&format!(
+            " The limit leaves {:.1} kWh of its target undelivered by the deadline: the group serves drivers below their minimum level first, then delivers as much of every target as the limit allows at the least cost.",
+            note.shortfall_kwh
+        ));
+    }
+    Some(line)
 }
 
 fn ready_by(plan: &Plan, clock: &Clock) -> String {

@@ -136,6 +136,45 @@ impl PlannerSettings {
     }
 }
 
+/// The windows a shared power limit leaves one device (issue 15), from its grid group's joint
+/// plan: within `windows` it may draw up to each window's power, elsewhere nothing. Applies to
+/// the modes Voltplan steers (smart charging and boost); a car charging on its own (away, smart
+/// charging off) ignores it, and the joint plan counts its draw as fixed load instead.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SharedLimit {
+    pub group_id: String,
+    pub group_name: String,
+    pub windows: Vec<PowerWindow>,
+    /// What the group's limits leave undelivered of this device's need, kWh.
+    pub shortfall_kwh: f64,
+}
+
+/// `[start, end)` at up to `max_power_w`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PowerWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub max_power_w: f64,
+}
+
+impl SharedLimit {
+    /// The most grid energy the windows allow in `[start, end)` at up to `power_kw`, kWh.
+    pub fn energy_kwh(&self, start: DateTime<Utc>, end: DateTime<Utc>, power_kw: f64) -> f64 {
+        self.windows
+            .iter()
+            .map(|w| {
+                let from = w.start.max(start);
+                let to = w.end.min(end);
+                if to <= from {
+                    return 0.0;
+                }
+                (to - from).num_milliseconds() as f64 / 3_600_000.0
+                    * power_kw.min(w.max_power_w / 1000.0)
+            })
+            .sum()
+    }
+}
+
 /// Everything `plan` needs besides `now` and the prices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput {

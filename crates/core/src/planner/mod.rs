@@ -20,11 +20,12 @@ pub use deadline::{Deadline, next_deadline};
 pub use forecast::ForecastBasis;
 pub use input::{
     AppliedDefault, DEFAULT_EFFICIENCY, DEFAULT_MIN_BLOCK_MINUTES, DEFAULT_MIN_CHARGE_POWER_W,
-    DeadlineRule, PlanError, PlanInput, PlannerSettings, VehicleSnapshot, deadline_rule,
-    is_at_home, max_charge_power_w, settings_deadline_rule,
+    DeadlineRule, PlanError, PlanInput, PlannerSettings, PowerWindow, SharedLimit, VehicleSnapshot,
+    deadline_rule, is_at_home, max_charge_power_w, settings_deadline_rule,
 };
 pub use output::{
     ForecastPrice, Plan, PlanInterval, PlanMode, PlanPricing, PlanSavings, PriceBasis, Reason,
+    SharedLimitNote,
 };
 pub use request::{
     DEFAULT_CHARGE_TARGET_MIN, DEFAULT_GEO_FENCE_M, DEFAULT_MAX_CHARGE_POWER_W,
@@ -56,10 +57,23 @@ impl PlanInput {
         prices: &[PriceSlot],
         ready_margin: Duration,
     ) -> Result<Plan, PlanError> {
+        self.plan_within(now, prices, ready_margin, None)
+    }
+
+    /// Like [`PlanInput::plan_with_margin`], within the windows a shared power limit leaves the
+    /// device (none: unlimited).
+    pub fn plan_within(
+        &self,
+        now: DateTime<Utc>,
+        prices: &[PriceSlot],
+        ready_margin: Duration,
+        shared: Option<&SharedLimit>,
+    ) -> Result<Plan, PlanError> {
         self.validate()?;
         let prices = validated_prices(prices)?;
         let mut planner = Planner::new(now, &self.vehicle, &self.settings, &prices);
         planner.ready_margin = ready_margin.max(Duration::zero());
+        planner.shared = shared;
         planner.run()
     }
 }
@@ -92,6 +106,8 @@ struct Planner<'a> {
     cap_pct: f64,
     /// Aim to be ready this long before the deadline when it fits (see `plan_with_margin`).
     ready_margin: Duration,
+    /// Where a shared power limit lets the device charge (see `plan_within`).
+    shared: Option<&'a SharedLimit>,
 }
 
 impl<'a> Planner<'a> {
@@ -109,6 +125,7 @@ impl<'a> Planner<'a> {
             pct_per_grid_kwh: settings.efficiency / vehicle.battery_capacity_kwh * 100.0,
             cap_pct: vehicle.charge_target_max_pct.unwrap_or(100.0),
             ready_margin: Duration::zero(),
+            shared: None,
         }
     }
 
@@ -169,11 +186,25 @@ impl<'a> Planner<'a> {
                     .filter(|t| *t > self.now),
             );
         }
+        // The limit binds what Voltplan steers; a car charging on its own does not ask.
+        let shared = self
+            .shared
+            .filter(|_| matches!(mode, PlanMode::Smart | PlanMode::Boost));
+        if let Some(shared) = shared {
+            cuts.extend(shared.windows.iter().flat_map(|w| [w.start, w.end]));
+            cuts.retain(|t| *t > self.now && *t < until);
+            cuts.push(charge_start);
+        }
         let segments = build_timeline(self.now, until, self.prices, tz, &cuts);
         let usable: Vec<usize> = (0..segments.len())
             .filter(|&i| segments[i].start >= charge_start)
             .collect();
         let mut alloc = Allocation::new(&segments, power_kw);
+        if let Some(shared) = shared {
+            for (i, s) in segments.iter().enumerate() {
+                alloc.cap(i, shared.energy_kwh(s.start, s.end, power_kw));
+            }
+        }
 
         match mode {
             PlanMode::AwayFromHome | PlanMode::SmartOptimizationOff => {
@@ -338,6 +369,14 @@ impl<'a> Planner<'a> {
             defaults_applied: self.settings.defaults.clone(),
             explanation: String::new(),
             pricing: None,
+            shared_limit: self
+                .shared
+                .filter(|_| matches!(mode, PlanMode::Smart | PlanMode::Boost))
+                .map(|s| SharedLimitNote {
+                    group_id: s.group_id.clone(),
+                    group_name: s.group_name.clone(),
+                    shortfall_kwh: s.shortfall_kwh,
+                }),
         };
         plan.explanation = explain::explain(&plan, self.settings, self.vehicle.max_charge_power_w);
         plan

@@ -39,6 +39,11 @@ impl Allocation {
         }
     }
 
+    /// Lowers segment `i`'s room to `kwh` (a shared power limit's window), never raises it.
+    pub fn cap(&mut self, i: usize, kwh: f64) {
+        self.capacity[i] = self.capacity[i].min(kwh.max(0.0));
+    }
+
     pub fn used(&self, i: usize) -> f64 {
         self.parts[i].iter().map(|(_, e)| e).sum()
     }
@@ -237,7 +242,13 @@ pub fn layout(
             && alloc.used(i + 1) > 0.0
             && (alloc.forced[i + 1] || alloc.is_full(i + 1));
         let window_s = (seg.end - seg.start).num_milliseconds() as f64 / 1000.0;
-        let exact_s = total / power_kw * 3600.0;
+        // A shared limit may cap the segment below the car's power (`Allocation::cap`).
+        let seg_power_kw = if seg.hours() > 0.0 {
+            (alloc.capacity[i] / seg.hours()).min(power_kw)
+        } else {
+            power_kw
+        };
+        let exact_s = total / seg_power_kw.max(1e-9) * 3600.0;
         let (start, end) = if alloc.is_full(i) || exact_s >= window_s - 1.0 {
             (seg.start, seg.end)
         } else {

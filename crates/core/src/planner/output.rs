@@ -109,6 +109,10 @@ pub struct Plan {
     /// customer's price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PlanPricing>,
+    /// The grid group whose shared power limit shaped this plan (issue 15), when the device is in
+    /// one: the plan charges only in the windows the group's joint plan left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_limit: Option<SharedLimitNote>,
 }
 
 /// A plan's savings against charging at once, as sessions book them.
@@ -179,4 +183,14 @@ pub(crate) fn count_blocks(intervals: &[PlanInterval]) -> usize {
         .enumerate()
         .filter(|(k, iv)| *k == 0 || intervals[k - 1].end != iv.start)
         .count()
+}
+
+/// What a shared power limit did to a plan (see [`super::SharedLimit`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedLimitNote {
+    /// The outermost grid group the device shares limits in.
+    pub group_id: String,
+    pub group_name: String,
+    /// Energy the limits leave undelivered by the deadline, kWh (0 when the target is met).
+    pub shortfall_kwh: f64,
 }

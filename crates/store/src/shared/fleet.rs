@@ -51,6 +51,25 @@ impl ThisStore {
         Ok(())
     }
 
+    /// Makes the outermost grid groups that finished cycles asked for due at once.
+    pub(super) async fn wake_grid_groups_in<'a>(
+        tx: &mut Transaction<'static, Db>,
+        finished: impl Iterator<Item = (&'a Lease, &'a CycleOutcome)>,
+    ) -> Result<()> {
+        for (lease, outcome) in finished {
+            if let Some(group) = outcome.wake_grid_group {
+                sqlx::query(
+                    "UPDATE grid_groups SET next_plan_at = NULL WHERE org_id = $1 AND id = $2",
+                )
+                .bind(lease.org_id)
+                .bind(group)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a session of a `table` device (its sessions table and id column).
     pub(super) async fn upsert_session_in<'e, E>(
         executor: E,
@@ -273,7 +292,7 @@ impl FleetStore for ThisStore {
         .await?;
         let rows: Vec<ClaimedRow> = sqlx::query_as(
             "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, v.created_at, \
-               v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, \
+               v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, v.shared_limit, \
                b.latitude AS building_latitude, b.longitude AS building_longitude, u.profile \
              FROM electric_vehicles v \
              JOIN users u ON u.org_id = v.org_id AND u.id = v.user_id \
@@ -293,6 +312,9 @@ impl FleetStore for ThisStore {
     async fn finish_cycle(&self, lease: &Lease, outcome: &CycleOutcome) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let written = Self::finish_in(&mut tx, lease, outcome).await?;
+        if written {
+            Self::wake_grid_groups_in(&mut tx, std::iter::once((lease, outcome))).await?;
+        }
         tx.commit().await?;
         Ok(written)
     }
@@ -300,6 +322,12 @@ impl FleetStore for ThisStore {
     async fn finish_cycles(&self, outcomes: &[(Lease, CycleOutcome)]) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
         let written = Self::finish_batch_in(&mut tx, outcomes).await?;
+        let finished = outcomes
+            .iter()
+            .zip(&written)
+            .filter(|(_, w)| **w)
+            .map(|((lease, outcome), _)| (lease, outcome));
+        Self::wake_grid_groups_in(&mut tx, finished).await?;
         tx.commit().await?;
         Ok(written)
     }

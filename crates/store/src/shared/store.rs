@@ -423,6 +423,7 @@ impl Store for ThisStore {
             .fetch_optional(&mut *tx)
             .await?;
         let mut building: BuildingRecord = row.ok_or(StoreError::NotFound)?.into();
+        let limit_before = building.details.power_limit_w;
         change(&mut building).map_err(StoreError::Invalid)?;
         sqlx::query(
             "UPDATE buildings SET details = $1, latitude = $2, longitude = $3, updated_at = $4 \
@@ -436,6 +437,16 @@ impl Store for ThisStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if building.details.power_limit_w != limit_before {
+            // A connection limit is one of the joint plans' limits: plan them again at once.
+            sqlx::query(
+                "UPDATE grid_groups SET next_plan_at = NULL \
+                 WHERE org_id = $1 AND deleted_at IS NULL AND parent_id IS NULL",
+            )
+            .bind(org.id())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(building)
     }

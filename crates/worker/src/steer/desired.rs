@@ -13,11 +13,14 @@ use crate::runtime::{CommandKind, VehicleRuntime};
 /// The plan's charging is over (or there is none left: the planner sees the level the API shows,
 /// rounded) but the car reports less than the target before the deadline: keep charging until the
 /// car reports the target, so a car asked for 80 % shows 80 %, not 79.8 % (79 % in its app).
+/// Not under a shared power limit: there the car charges only in its group's windows, and the
+/// group's next joint plan gives it what it lacks.
 pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
     let (Some(target), Some(deadline)) = (plan.target_level, plan.deadline) else {
         return false;
     };
     plan.mode == PlanMode::Smart
+        && plan.shared_limit.is_none()
         && observed.plugged_in
         && now < deadline
         && plan.intervals.iter().all(|i| i.end <= now)
@@ -80,12 +83,18 @@ pub fn desired(
             decision: format!("{session}:topup-{at}:start"),
         };
     }
+    // Before this plan's first block the stop belongs to the plan itself: a re-plan that moves a
+    // running car's charging later (new prices, its grid group's new windows) is a new decision,
+    // not the stop already sent at plug-in.
     let at = intervals
         .iter()
         .map(|i| i.end)
         .filter(|end| *end <= now)
         .max()
-        .map_or_else(|| "plug_in".to_owned(), |end| end.timestamp().to_string());
+        .map_or_else(
+            || format!("planned-{}", plan.planned_at.timestamp()),
+            |end| end.timestamp().to_string(),
+        );
     Desired::Act {
         command: CommandKind::StopCharging,
         decision: format!("{session}:{at}:stop"),
@@ -250,7 +259,8 @@ mod tests {
                 decision: stop
             }
         );
-        let before = format!("{session}:plug_in:stop");
+        // Before the plan's first block the stop is the plan's own decision.
+        let before = format!("{session}:planned-{}:stop", plan.planned_at.timestamp());
         assert_eq!(
             act(-5),
             Desired::Act {

@@ -19,6 +19,8 @@
 //!
 //! Pure: slots are indexes; what a slot's energy and price are is the caller's business.
 
+pub mod pack;
+
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
