@@ -384,6 +384,9 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
 fn demo_worker_config(speed: f64) -> WorkerConfig {
     let mut config = WorkerConfig::new("demo-worker");
     config.lease_for = Duration::seconds((30.0 * speed).max(120.0) as i64);
+    // An idle worker looks again within 15 simulated seconds: cars in a grid group start and stop
+    // at their windows' edges, which half a real second (5 simulated minutes at 600x) would miss.
+    config.idle_wait = std::time::Duration::from_secs_f64((15.0 / speed.max(1.0)).clamp(0.01, 0.5));
     config
 }
 

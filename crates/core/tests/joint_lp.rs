@@ -12,12 +12,18 @@
 
 use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
 use proptest::prelude::*;
+use voltplan_core::joint::pack::{PackDevice, PackGroup, PackProblem, pack};
 use voltplan_core::joint::{Group, JointDevice, JointPlan, JointProblem, plan_jointly};
 
 mod support;
 use support::Rng;
 
 fn problem(seed: u64) -> JointProblem {
+    problem_and_slot_hours(seed).0
+}
+
+/// A random problem and the length of its slots, hours.
+fn problem_and_slot_hours(seed: u64) -> (JointProblem, f64) {
     let mut r = Rng(seed);
     let slots = r.int(1, 12) as usize;
     // Hourly or quarter-hourly energy per slot at 11 kW.
@@ -92,11 +98,14 @@ fn problem(seed: u64) -> JointProblem {
             }
         })
         .collect();
-    JointProblem {
-        slots,
-        devices,
-        groups,
-    }
+    (
+        JointProblem {
+            slots,
+            devices,
+            groups,
+        },
+        slot_h,
+    )
 }
 
 /// Whether device `i` is under group `g` (directly or through nested groups).
@@ -245,8 +254,81 @@ fn check(p: &JointProblem) -> Result<JointPlan, String> {
     Ok(plan)
 }
 
+/// Packs a joint plan into on/off windows and checks every group's power at every instant, and
+/// that no device gets more than the flow gave it. Windows start and end on the 30 s cells, so the
+/// middle of each cell stands for every instant in it.
+fn check_windows(p: &JointProblem, slot_h: f64, plan: &JointPlan) -> Result<(), String> {
+    let power = |i: usize| p.devices[i].max_kwh.iter().copied().fold(0.0, f64::max) / slot_h;
+    let problem = PackProblem {
+        slot_seconds: vec![slot_h * 3600.0; p.slots],
+        cell_seconds: 30.0,
+        devices: (0..p.devices.len())
+            .map(|i| PackDevice {
+                group: p.devices[i].group,
+                power_kw: power(i),
+                kwh: plan.kwh[i].clone(),
+            })
+            .collect(),
+        groups: p
+            .groups
+            .iter()
+            .map(|g| PackGroup {
+                parent: g.parent,
+                limit_kw: g.limit_kwh.iter().map(|e| e / slot_h).collect(),
+            })
+            .collect(),
+    };
+    let packed = pack(&problem);
+    for (i, windows) in packed.windows.iter().enumerate() {
+        for t in 0..p.slots {
+            ok(packed.packed_kwh[i][t] <= plan.kwh[i][t] + 1e-9, || {
+                format!("device {i} slot {t}: packed more than the flow gave")
+            })?;
+            let on_s: f64 = windows
+                .iter()
+                .filter(|w| w.slot == t)
+                .map(|w| w.end_s - w.start_s)
+                .sum();
+            ok(
+                on_s * power(i) / 3600.0 >= packed.packed_kwh[i][t] - 1e-9,
+                || format!("device {i} slot {t}: windows shorter than its packed energy"),
+            )?;
+        }
+    }
+    for (g, group) in p.groups.iter().enumerate() {
+        for t in 0..p.slots {
+            let mut second = 15.0;
+            while second < slot_h * 3600.0 {
+                let draw: f64 = (0..p.devices.len())
+                    .filter(|&i| under(p, i, g))
+                    .filter(|&i| {
+                        packed.windows[i]
+                            .iter()
+                            .any(|w| w.slot == t && w.start_s <= second && second < w.end_s)
+                    })
+                    .map(power)
+                    .sum();
+                ok(draw <= group.limit_kwh[t] / slot_h + 1e-6, || {
+                    format!("group {g} slot {t} second {second}: {draw} kW")
+                })?;
+                second += 30.0;
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn on_off_windows_hold_every_limit_at_every_instant(seed in any::<u64>()) {
+        let (p, slot_h) = problem_and_slot_hours(seed);
+        let plan = plan_jointly(&p).map_err(|e| TestCaseError::fail(format!("seed {seed}: {e}")))?;
+        if let Err(why) = check_windows(&p, slot_h, &plan) {
+            return Err(TestCaseError::fail(format!("seed {seed}: {why}\n{p:#?}")));
+        }
+    }
 
     #[test]
     fn joint_plans_hold_every_limit_and_match_the_lp(seed in any::<u64>()) {

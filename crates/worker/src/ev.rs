@@ -211,10 +211,13 @@ impl DeviceKind for ElectricVehicles<'_> {
         let (settings, state, rt) = (Self::settings(claimed), &work.state, &mut work.runtime);
         let (now, cfg) = (step.now, step.config);
         let shared = shared_assignment(claimed);
-        if let Some(a) = &shared
-            && a.fingerprint != grid::joint_fingerprint(settings, state)
-        {
-            work.writes.wake_grid_group = Some(a.root);
+        // Windows planned for the car as it was (unplugged, other settings) are stale: the group
+        // is planned again at once, and this cycle's plan is provisional.
+        let stale = shared
+            .as_ref()
+            .is_some_and(|a| a.fingerprint != grid::joint_fingerprint(settings, state));
+        if stale {
+            work.writes.wake_grid_group = shared.as_ref().map(|a| a.root);
         }
         // Plan with the state as it is now (boost included: the planner reads boost_state).
         let inputs_hash = plan_inputs_hash(settings, state, rt, observed, step.book.coverage_end)
@@ -260,7 +263,10 @@ impl DeviceKind for ElectricVehicles<'_> {
             }
         };
         rt.plan_inputs_hash = Some(inputs_hash);
-        session::note_plan(rt, plan.as_ref());
+        // A provisional plan says nothing about the session (e.g. "infeasible at plug-in").
+        if !stale {
+            session::note_plan(rt, plan.as_ref());
+        }
         Planned {
             plan,
             replanned: true,

@@ -56,6 +56,12 @@ const ASAP_STEP: f64 = 0.01;
 const EARLY_STEP: f64 = 1e-7;
 /// Added to the price of the slots in a vehicle's ready margin before its deadline, per kWh.
 const MARGIN_PRICE: f64 = 1.0;
+/// Window time reserved beyond a car's target energy, kWh: a start that came late or a battery
+/// that took a little more tops up inside its own windows instead of missing its target.
+const TOP_UP_RESERVE_KWH: f64 = 0.2;
+const TOP_UP_RESERVE_SHARE: f64 = 0.02;
+/// A measured charging power below this (kW) is a car winding down, not its pace.
+const MIN_MEASURED_KW: f64 = 0.5;
 
 /// What a vehicle stores from its group's joint plan (`electric_vehicles.shared_limit`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,7 +215,10 @@ pub(crate) async fn run_grid_groups(
 struct Member<'a> {
     member: &'a GridMember,
     group: usize,
+    /// Its power when on, for packing its windows: never below what it may draw.
     power_kw: f64,
+    /// How fast it fills, kW: its measured power while charging, else `power_kw`.
+    energy_kw: f64,
     fingerprint: String,
     /// What it would do alone (none: cannot be planned, left alone).
     plan: Option<Plan>,
@@ -319,10 +328,19 @@ async fn plan_group(
         let power_kw =
             max_charge_power_w(v.settings.expected_max_charge_power, v.state.charge_rate_w)
                 / 1000.0;
+        // A charging car's measured power says how fast it really fills (a battery tapers near
+        // full); its windows are still packed at full power, so a car that speeds up again
+        // cannot break a limit.
+        let measured_kw = (v.state.is_charging == Some(true))
+            .then_some(v.state.charge_rate_w)
+            .flatten()
+            .map(|w| f64::from(w) / 1000.0)
+            .filter(|kw| *kw >= MIN_MEASURED_KW);
         inputs.push(Member {
             member: m,
             group,
             power_kw,
+            energy_kw: measured_kw.map_or(power_kw, |kw| kw.min(power_kw)),
             fingerprint: joint_fingerprint(&v.settings, &v.state),
             plan,
             price: slot_prices(pricing, book, &slots),
@@ -388,8 +406,9 @@ struct MemberResult {
 
 struct Joint {
     per_member: Vec<MemberResult>,
-    /// Per group and slot: its limit after fixed load and the planned draw, kW.
+    /// Per group and slot: its limit after fixed load, kW.
     limit_kw: Vec<Vec<f64>>,
+    /// Per group and slot: the power its members' windows reserve (each at full power), kW.
     planned_kw: Vec<Vec<f64>>,
     /// Per group and slot: the members' draw if each were planned alone, kW.
     alone_kw: Vec<Vec<f64>>,
@@ -465,6 +484,7 @@ fn solve(
     // Per member, its pieces in the flow: (device index, need).
     let mut pieces: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
     let mut needs_of = vec![0.0; members.len()];
+    let mut reserve_of = vec![0.0; members.len()];
     let mut fixed = vec![false; members.len()];
     for (i, m) in members.iter().enumerate() {
         let Some(plan) = &m.plan else { continue };
@@ -488,14 +508,14 @@ fn solve(
         let max = |until: DateTime<Utc>| -> Vec<f64> {
             slots
                 .iter()
-                .map(|s| overlap_h(*s, from, until) * m.power_kw)
+                .map(|s| overlap_h(*s, from, until) * m.energy_kw)
                 .collect()
         };
         // Both kinds of energy share the car's power: a private group holds them to it.
         let group = if asap > 1e-9 && target > 1e-9 {
             problem.groups.push(Group {
                 parent: Some(m.group),
-                limit_kwh: slot_h.iter().map(|h| h * m.power_kw).collect(),
+                limit_kwh: slot_h.iter().map(|h| h * m.energy_kw).collect(),
             });
             limit_kwh.push(Vec::new());
             problem.groups.len() - 1
@@ -514,6 +534,11 @@ fn solve(
                 group: Some(group),
             });
         }
+        reserve_of[i] = if target > 1e-9 {
+            TOP_UP_RESERVE_KWH + TOP_UP_RESERVE_SHARE * target
+        } else {
+            0.0
+        };
         if target > 1e-9 {
             // Among equal prices, earlier first, and the last `ready_margin` before the deadline
             // only when nothing else fits: a car that charges slower than planned has time left
@@ -521,7 +546,7 @@ fn solve(
             let margin_from = by - ready_margin;
             pieces[i].push(problem.devices.len());
             problem.devices.push(JointDevice {
-                need_kwh: target,
+                need_kwh: target + reserve_of[i],
                 urgent_kwh: 0.0,
                 max_kwh: max(by.min(horizon_end)),
                 price: m
@@ -543,42 +568,77 @@ fn solve(
             group.limit_kwh = limit_kwh[g].clone();
         }
     }
-    let flow = plan_jointly(&problem).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "joint plan refused its problem; members get no windows");
-        voltplan_core::joint::JointPlan {
-            kwh: vec![vec![0.0; n_slots]; problem.devices.len()],
-            shortfall_kwh: problem.devices.iter().map(|d| d.need_kwh).collect(),
-            urgent_shortfall_kwh: problem.devices.iter().map(|d| d.urgent_kwh).collect(),
-            cost: 0.0,
-        }
-    });
     let n_groups = tree.nodes.len();
-    let pack_problem = PackProblem {
-        slot_seconds: slot_h.iter().map(|h| h * 3600.0).collect(),
-        cell_seconds: CELL_SECONDS,
-        devices: members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| PackDevice {
-                group: Some(m.group),
-                power_kw: m.power_kw,
-                kwh: (0..n_slots)
-                    .map(|t| pieces[i].iter().map(|&d| flow.kwh[d][t]).sum())
-                    .collect(),
-            })
-            .collect(),
-        groups: (0..n_groups)
-            .map(|g| PackGroup {
-                parent: tree.parent[g],
-                limit_kw: limit_kwh[g]
-                    .iter()
-                    .zip(&slot_h)
-                    .map(|(e, h)| if *h > 0.0 { e / h } else { 0.0 })
-                    .collect(),
-            })
-            .collect(),
+    let flow_and_pack = |problem: &JointProblem| {
+        let flow = plan_jointly(problem).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "joint plan refused its problem; members get no windows");
+            voltplan_core::joint::JointPlan {
+                kwh: vec![vec![0.0; n_slots]; problem.devices.len()],
+                shortfall_kwh: problem.devices.iter().map(|d| d.need_kwh).collect(),
+                urgent_shortfall_kwh: problem.devices.iter().map(|d| d.urgent_kwh).collect(),
+                cost: 0.0,
+            }
+        });
+        let pack_problem = PackProblem {
+            slot_seconds: slot_h.iter().map(|h| h * 3600.0).collect(),
+            cell_seconds: CELL_SECONDS,
+            devices: members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| PackDevice {
+                    group: Some(m.group),
+                    power_kw: m.power_kw,
+                    // At full power: windows as long as the car needs at its own pace.
+                    kwh: (0..n_slots)
+                        .map(|t| {
+                            let flow_kwh: f64 = pieces[i].iter().map(|&d| flow.kwh[d][t]).sum();
+                            flow_kwh * m.power_kw / m.energy_kw
+                        })
+                        .collect(),
+                })
+                .collect(),
+            // The real limits: lowering them (below) only steers the flow.
+            groups: (0..n_groups)
+                .map(|g| PackGroup {
+                    parent: tree.parent[g],
+                    limit_kw: limit_kwh[g]
+                        .iter()
+                        .zip(&slot_h)
+                        .map(|(e, h)| if *h > 0.0 { e / h } else { 0.0 })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let packed = pack(&pack_problem);
+        (flow, pack_problem, packed)
     };
-    let packed = pack(&pack_problem);
+    let (mut flow, mut pack_problem, mut packed) = flow_and_pack(&problem);
+    // Where on/off windows could not hold what the flow gave (limits that are not a multiple of
+    // the cars' powers), lower the limit by that much and plan once more: the flow moves it to
+    // slots where it fits.
+    let mut lost = vec![vec![0.0; n_slots]; n_groups];
+    for (i, m) in members.iter().enumerate() {
+        let pace = m.energy_kw / m.power_kw;
+        let missing: Vec<f64> = pack_problem.devices[i]
+            .kwh
+            .iter()
+            .zip(&packed.packed_kwh[i])
+            .map(|(wanted, got)| ((wanted - got) * pace).max(0.0))
+            .collect();
+        for g in chain(Some(m.group)) {
+            for (lost, missing) in lost[g].iter_mut().zip(&missing) {
+                *lost += missing;
+            }
+        }
+    }
+    if lost.iter().flatten().any(|e| *e > 1e-6) {
+        for (g, lost) in lost.iter().enumerate() {
+            for (limit, lost) in problem.groups[g].limit_kwh.iter_mut().zip(lost) {
+                *limit = (*limit - lost).max(0.0);
+            }
+        }
+        (flow, pack_problem, packed) = flow_and_pack(&problem);
+    }
     let mut planned_kw = vec![vec![0.0; n_slots]; n_groups];
     // What the members would draw planned alone, the herd the joint plan prevents.
     let mut alone_kw = vec![vec![0.0; n_slots]; n_groups];
@@ -600,8 +660,10 @@ fn solve(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let flow_kwh: f64 = pack_problem.devices[i].kwh.iter().sum();
-            let packed_kwh: f64 = packed.packed_kwh[i].iter().sum();
+            // Back from full-power units to the car's pace.
+            let pace = m.energy_kw / m.power_kw;
+            let flow_kwh: f64 = pack_problem.devices[i].kwh.iter().sum::<f64>() * pace;
+            let packed_kwh: f64 = packed.packed_kwh[i].iter().sum::<f64>() * pace;
             unpacked_kwh += flow_kwh - packed_kwh;
             for g in chain(Some(m.group)) {
                 for (t, e) in packed.packed_kwh[i].iter().enumerate() {
@@ -617,14 +679,19 @@ fn solve(
                 let end = base + Duration::milliseconds((w.end_s * 1000.0) as i64);
                 match windows.last_mut() {
                     Some(last) if last.end == start => last.end = end,
+                    // The car's pace: its own plan then fills the window it needs.
                     _ => windows.push(PowerWindow {
                         start,
                         end,
-                        max_power_w: m.power_kw * 1000.0,
+                        max_power_w: m.energy_kw * 1000.0,
                     }),
                 }
             }
-            let shortfall: f64 = pieces[i].iter().map(|&d| flow.shortfall_kwh[d]).sum();
+            let shortfall: f64 = pieces[i]
+                .iter()
+                .map(|&d| flow.shortfall_kwh[d])
+                .sum::<f64>()
+                - reserve_of[i];
             MemberResult {
                 windows,
                 planned_kwh: packed_kwh,

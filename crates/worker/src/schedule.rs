@@ -67,6 +67,15 @@ pub fn next_cycle_at(
         if crate::boost::boost_active(state) || topping_up {
             next = next.min(now + cfg.active_interval);
         }
+        // Topping up inside a grid group's window stops at its end, to the second.
+        if topping_up
+            && let Some(end) = plan
+                .and_then(|p| p.shared_limit.as_ref())
+                .and_then(|s| s.windows.iter().find(|w| w.start <= now && now < w.end))
+                .map(|w| w.end)
+        {
+            next = next.min(end);
+        }
         if let Some(pending) = &rt.pending {
             let confirm_at = if pending.accepted {
                 pending.effective_at + Duration::seconds(1)

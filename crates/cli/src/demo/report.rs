@@ -285,6 +285,51 @@ pub fn fleet_peak(
     peak.map(|(at, w)| (at, w / 1000.0))
 }
 
+/// The fleet's highest quarter-hour average power within `[from, to)` and the quarter-hour it
+/// began, from the energy of the `/data` readings (each reading's energy spread evenly since the
+/// car's previous one): what a grid meter measuring in 15-minute periods sees, free of the
+/// staleness of instantaneous readings. `None` without energy.
+pub fn quarter_hour_peak(
+    readings: &[ReadingRecord],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, f64)> {
+    let quarter = Duration::minutes(15);
+    let mut by_car: BTreeMap<uuid::Uuid, Vec<&ReadingRecord>> = BTreeMap::new();
+    for r in readings {
+        by_car.entry(r.vehicle_id).or_default().push(r);
+    }
+    let mut bins: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+    for mut car in by_car.into_values() {
+        car.sort_by_key(|r| r.at);
+        for pair in car.windows(2) {
+            let (start, end, kwh) = (pair[0].at, pair[1].at, pair[1].energy_kwh.unwrap_or(0.0));
+            let span = (end - start).num_milliseconds() as f64;
+            if kwh <= 0.0 || span <= 0.0 {
+                continue;
+            }
+            let mut bin = quarter_start(start);
+            while bin < end {
+                let (a, b) = (bin.max(start), (bin + quarter).min(end));
+                let share = (b - a).num_milliseconds() as f64 / span;
+                if bin >= quarter_start(from) && bin < to {
+                    *bins.entry(bin).or_default() += kwh * share;
+                }
+                bin += quarter;
+            }
+        }
+    }
+    bins.into_iter()
+        .filter(|(_, kwh)| *kwh > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(at, kwh)| (at, kwh * 4.0))
+}
+
+fn quarter_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = t.timestamp().div_euclid(900) * 900;
+    Utc.timestamp_opt(seconds, 0).single().unwrap_or(t)
+}
+
 /// The first whole hour after `t` (an hour of UTC is an hour of every zone the demo uses).
 pub fn next_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     let floor = t
@@ -536,6 +581,34 @@ mod tests {
         assert_eq!(at, later);
         assert!((kw - 14.6).abs() < 1e-9);
         assert_eq!(fleet_peak(&[], from, to), None);
+    }
+
+    #[test]
+    fn the_quarter_hour_peak_spreads_each_readings_energy_since_the_previous_one() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let energy = |car, at, kwh| ReadingRecord {
+            vehicle_id: car,
+            at,
+            energy_kwh: Some(kwh),
+            ..ReadingRecord::default()
+        };
+        let readings = [
+            energy(a, utc(2025, 6, 3, 23, 50), 0.0),
+            // 5.5 kWh over 00:00–00:30 at 11 kW: 2.75 kWh in each quarter-hour.
+            energy(a, utc(2025, 6, 4, 0, 0), 0.0),
+            energy(a, utc(2025, 6, 4, 0, 30), 5.5),
+            // Another car: 1 kWh from 00:15 to 00:20.
+            energy(b, utc(2025, 6, 4, 0, 15), 0.0),
+            energy(b, utc(2025, 6, 4, 0, 20), 1.0),
+        ];
+        let (at, kw) =
+            quarter_hour_peak(&readings, utc(2025, 6, 3, 9, 0), utc(2025, 6, 4, 9, 0)).unwrap();
+        assert_eq!(at, utc(2025, 6, 4, 0, 15));
+        assert!((kw - (2.75 + 1.0) * 4.0).abs() < 1e-9, "{kw}");
+        assert_eq!(
+            quarter_hour_peak(&readings, utc(2025, 6, 4, 1, 0), utc(2025, 6, 4, 9, 0)),
+            None
+        );
     }
 
     #[test]

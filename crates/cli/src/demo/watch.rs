@@ -12,7 +12,8 @@ use voltplan_store::{OrgScope, Store, StoreError, read_zone_prices};
 
 use super::TIME_ZONE;
 use super::report::{
-    CarNow, FleetNow, NightSummary, fleet_peak, next_hour, next_local, status_line,
+    CarNow, FleetNow, NightSummary, fleet_peak, next_hour, next_local, quarter_hour_peak,
+    status_line,
 };
 
 /// The morning summary is due at this local time, after the simulated drivers have left.
@@ -83,14 +84,13 @@ impl Watch {
             }
             if now >= next_summary {
                 match self.night(night_from, next_summary).await {
-                    Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+                    Ok((lines, quarter_peak)) => {
+                        lines.iter().for_each(|line| println!("{line}"));
+                        if let Some((_, limit_kw)) = self.feeder {
+                            println!("{}", feeder_line(limit_kw, quarter_peak, alone_peak.take()));
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "the night's summary could not be read"),
-                }
-                if let (Some((_, limit_kw)), Some((at, kw))) = (self.feeder, alone_peak.take()) {
-                    println!(
-                        "  feeder: limit {limit_kw:.0} kW; planned alone, the cars would have drawn {kw:.1} kW at {}",
-                        at.with_timezone(&TIME_ZONE).format("%H:%M")
-                    );
                 }
                 night_from = next_summary;
                 next_summary = next_local(now, TIME_ZONE, MORNING);
@@ -166,11 +166,12 @@ impl Watch {
     }
 
     /// The summary of the sessions closed in `[from, to)`, with the fleet's peak from `/data`.
+    /// Also the fleet's highest quarter-hour average power.
     async fn night(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<(Vec<String>, Option<(DateTime<Utc>, f64)>), StoreError> {
         let mut sessions: Vec<SessionRecord> = Vec::new();
         loop {
             let (_, page) = self
@@ -202,8 +203,32 @@ impl Watch {
             peak: fleet_peak(&readings, from, to),
             ..NightSummary::of(&sessions, from, to)
         };
-        Ok(summary.lines(from, to, TIME_ZONE))
+        Ok((
+            summary.lines(from, to, TIME_ZONE),
+            quarter_hour_peak(&readings, from, to),
+        ))
     }
+}
+
+/// `  feeder: limit 150 kW · highest quarter-hour 146.2 kW at 02:15 · planned alone the cars would
+/// have drawn 532.6 kW at 02:15`.
+fn feeder_line(
+    limit_kw: f64,
+    quarter_peak: Option<(DateTime<Utc>, f64)>,
+    alone_peak: Option<(DateTime<Utc>, f64)>,
+) -> String {
+    let at = |t: DateTime<Utc>| t.with_timezone(&TIME_ZONE).format("%H:%M").to_string();
+    let mut line = format!("  feeder: limit {limit_kw:.0} kW");
+    if let Some((t, kw)) = quarter_peak {
+        line.push_str(&format!(" · highest quarter-hour {kw:.1} kW at {}", at(t)));
+    }
+    if let Some((t, kw)) = alone_peak {
+        line.push_str(&format!(
+            " · planned alone the cars would have drawn {kw:.1} kW at {}",
+            at(t)
+        ));
+    }
+    line
 }
 
 /// Real time until a simulated duration has passed, at most a second (so a stop is noticed and a

@@ -149,7 +149,9 @@ pub struct SharedLimit {
     pub shortfall_kwh: f64,
 }
 
-/// `[start, end)` at up to `max_power_w`.
+/// `[start, end)` at up to `max_power_w`: the pace the joint plan expects of the device there (a
+/// car's measured power while it tapers). The window itself is what keeps the limit: a car steered
+/// by start/stop draws whatever it draws while on.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PowerWindow {
     pub start: DateTime<Utc>,

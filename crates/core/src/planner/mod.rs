@@ -376,6 +376,7 @@ impl<'a> Planner<'a> {
                     group_id: s.group_id.clone(),
                     group_name: s.group_name.clone(),
                     shortfall_kwh: s.shortfall_kwh,
+                    windows: s.windows.clone(),
                 }),
         };
         plan.explanation = explain::explain(&plan, self.settings, self.vehicle.max_charge_power_w);

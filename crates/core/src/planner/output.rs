@@ -193,4 +193,7 @@ pub struct SharedLimitNote {
     pub group_name: String,
     /// Energy the limits leave undelivered by the deadline, kWh (0 when the target is met).
     pub shortfall_kwh: f64,
+    /// Where the group lets the device charge: the steering may top a car up inside them.
+    #[serde(default)]
+    pub windows: Vec<super::PowerWindow>,
 }

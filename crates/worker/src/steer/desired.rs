@@ -13,14 +13,17 @@ use crate::runtime::{CommandKind, VehicleRuntime};
 /// The plan's charging is over (or there is none left: the planner sees the level the API shows,
 /// rounded) but the car reports less than the target before the deadline: keep charging until the
 /// car reports the target, so a car asked for 80 % shows 80 %, not 79.8 % (79 % in its app).
-/// Not under a shared power limit: there the car charges only in its group's windows, and the
-/// group's next joint plan gives it what it lacks.
+/// Under a shared power limit only inside the windows its group left it (they are reserved for this
+/// car): a start that came late finishes there rather than after the deadline.
 pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
     let (Some(target), Some(deadline)) = (plan.target_level, plan.deadline) else {
         return false;
     };
     plan.mode == PlanMode::Smart
-        && plan.shared_limit.is_none()
+        && plan
+            .shared_limit
+            .as_ref()
+            .is_none_or(|shared| shared.windows.iter().any(|w| w.start <= now && now < w.end))
         && observed.plugged_in
         && now < deadline
         && plan.intervals.iter().all(|i| i.end <= now)
