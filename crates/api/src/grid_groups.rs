@@ -124,6 +124,15 @@ pub struct GridLimitsOut {
     pub schedule: Vec<LimitWindowOut>,
 }
 
+impl From<&GridGroup> for GridLimitsOut {
+    fn from(g: &GridGroup) -> Self {
+        GridLimitsOut {
+            power_limit_w: g.power_limit_w,
+            schedule: windows_out(&g.schedule),
+        }
+    }
+}
+
 const WINDOW_FIELDS: &[&str] = &["start", "end", "power_limit_w"];
 
 struct GroupPatch {
@@ -364,12 +373,8 @@ pub async fn get_grid_limits(
     let group = state
         .store()
         .get_grid_group(access.org, path.grid_group_id)
-        .await?
-        .group;
-    Ok(Json(GridLimitsOut {
-        power_limit_w: group.power_limit_w,
-        schedule: windows_out(&group.schedule),
-    }))
+        .await?;
+    Ok(Json((&group.group).into()))
 }
 
 /// Set a grid group's limits — e.g. a distribution operator's §14a dimming window — taking effect
@@ -399,12 +404,8 @@ pub async fn update_grid_limits(
                 validated(r, now)
             }),
         )
-        .await?
-        .group;
-    Ok(Json(GridLimitsOut {
-        power_limit_w: updated.power_limit_w,
-        schedule: windows_out(&updated.schedule),
-    }))
+        .await?;
+    Ok(Json((&updated.group).into()))
 }
 
 /// The outermost group's last joint plan: per vehicle, the energy it was given, the windows it may

@@ -43,6 +43,16 @@ impl From<GroupRow> for GridGroupRecord {
 
 type Tx = sqlx::Transaction<'static, Db>;
 
+/// Appends `(id, id, …)` to `query`, each id bound.
+fn push_ids(query: &mut sqlx::QueryBuilder<'_, Db>, ids: &[Uuid]) {
+    query.push("(");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    query.push(")");
+}
+
 impl ThisStore {
     /// The organisation's live groups, read under a lock on the organisation (PostgreSQL) so that
     /// two writers cannot both pass the tree check.
@@ -74,12 +84,8 @@ impl ThisStore {
             let mut query = sqlx::QueryBuilder::<Db>::new(format!(
                 "SELECT id FROM {table} WHERE deleted_at IS NULL AND org_id = "
             ));
-            query.push_bind(org.id()).push(" AND id IN (");
-            let mut list = query.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            query.push(")");
+            query.push_bind(org.id()).push(" AND id IN ");
+            push_ids(&mut query, chunk);
             let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&mut **tx).await?;
             found.extend(rows.into_iter().map(|(id,)| id));
         }
@@ -337,14 +343,8 @@ impl GridGroupStore for ThisStore {
                      LEFT JOIN buildings b ON b.org_id = v.org_id AND b.id = v.building_id AND b.deleted_at IS NULL \
                      WHERE v.deleted_at IS NULL AND v.org_id = ",
                 );
-                query
-                    .push_bind(org.id())
-                    .push(format!(" AND {column} IN ("));
-                let mut list = query.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                query.push(")");
+                query.push_bind(org.id()).push(format!(" AND {column} IN "));
+                push_ids(&mut query, chunk);
                 let rows: Vec<ClaimedRow> = query.build_query_as().fetch_all(&self.read).await?;
                 for row in rows {
                     let claimed = row.into_claimed("", DateTime::<Utc>::MIN_UTC)?;
@@ -374,12 +374,8 @@ impl GridGroupStore for ThisStore {
             let mut query = sqlx::QueryBuilder::<Db>::new(
                 "SELECT id, details FROM buildings WHERE deleted_at IS NULL AND org_id = ",
             );
-            query.push_bind(org.id()).push(" AND id IN (");
-            let mut list = query.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            query.push(")");
+            query.push_bind(org.id()).push(" AND id IN ");
+            push_ids(&mut query, chunk);
             let rows: Vec<(Uuid, Json<BuildingDetails>)> =
                 query.build_query_as().fetch_all(&self.read).await?;
             limits.extend(
@@ -430,12 +426,9 @@ impl GridGroupStore for ThisStore {
             .push(" AND shared_root = ")
             .push_bind(lease.group_id);
         if !outcome.assignments.is_empty() {
-            clear.push(" AND id NOT IN (");
-            let mut list = clear.separated(", ");
-            for (id, _) in &outcome.assignments {
-                list.push_bind(*id);
-            }
-            clear.push(")");
+            let assigned: Vec<Uuid> = outcome.assignments.iter().map(|(id, _)| *id).collect();
+            clear.push(" AND id NOT IN ");
+            push_ids(&mut clear, &assigned);
         }
         clear.build().execute(&mut *tx).await?;
         tx.commit().await?;
