@@ -481,7 +481,7 @@ fn solve(
             })
             .collect(),
     };
-    // Per member, its pieces in the flow: (device index, need).
+    // Per member, its pieces in the flow (device indexes: at once, by the deadline).
     let mut pieces: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
     let mut needs_of = vec![0.0; members.len()];
     let mut reserve_of = vec![0.0; members.len()];
