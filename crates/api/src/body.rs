@@ -477,12 +477,7 @@ impl Fields {
     /// A list of at most `max_items` strings, each one of `allowed`; repeats are dropped.
     pub fn list_of(&mut self, key: &str, allowed: &[&str], max_items: usize) -> Patch<Vec<String>> {
         self.field(key, "list_type", |v| {
-            let items = v
-                .as_array()
-                .ok_or_else(|| "Input should be a valid list".to_owned())?;
-            if items.len() > max_items {
-                return Err(format!("List should have at most {max_items} items"));
-            }
+            let items = bounded_list(v, max_items)?;
             let mut list: Vec<String> = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
@@ -503,12 +498,7 @@ impl Fields {
     /// A list of at most `max_items` UUIDs.
     pub fn list_of_uuids(&mut self, key: &str, max_items: usize) -> Patch<Vec<Uuid>> {
         self.field(key, "list_type", |v| {
-            let items = v
-                .as_array()
-                .ok_or_else(|| "Input should be a valid list".to_owned())?;
-            if items.len() > max_items {
-                return Err(format!("List should have at most {max_items} items"));
-            }
+            let items = bounded_list(v, max_items)?;
             items
                 .iter()
                 .enumerate()
@@ -627,6 +617,17 @@ impl Fields {
             Patch::Absent
         }
     }
+}
+
+/// A JSON list of at most `max_items` items, or what a client should have sent.
+fn bounded_list(v: &Value, max_items: usize) -> Result<&Vec<Value>, String> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| "Input should be a valid list".to_owned())?;
+    if items.len() > max_items {
+        return Err(format!("List should have at most {max_items} items"));
+    }
+    Ok(items)
 }
 
 /// `"HH:MM"` or `"HH:MM:SS"`. chrono reads a seconds field of `60` as a leap second, which no

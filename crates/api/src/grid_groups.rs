@@ -224,15 +224,9 @@ fn apply_patch(
     validated(r, now)
 }
 
-/// The group's own rules, with `updated_at` set when they hold.
+/// The group's own rules, with `updated_at` set when they hold (the tree's — a parent that is the
+/// group itself or one inside it — are the store's, `voltplan_core::grid::check_tree`).
 fn validated(r: &mut GridGroupRecord, now: DateTime<Utc>) -> Result<(), Vec<FieldError>> {
-    if r.group.parent_id == Some(r.id) {
-        return Err(vec![FieldError::body(
-            "parent_id",
-            "value_error",
-            "a group cannot sit inside itself",
-        )]);
-    }
     let errors = r.group.validate();
     if !errors.is_empty() {
         return Err(errors);

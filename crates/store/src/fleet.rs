@@ -331,17 +331,31 @@ pub(crate) struct ClaimedRow {
     pub profile: sqlx::types::Json<voltplan_core::account::UserProfile>,
 }
 
+/// The columns of a [`ClaimedRow`] and the joins that give its home, for `WHERE` clauses to
+/// follow: the worker's claim and a grid group's members read vehicles alike.
+pub(crate) const CLAIMED_ROW_SELECT: &str = "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, \
+       v.created_at, v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, v.shared_limit, \
+       b.latitude AS building_latitude, b.longitude AS building_longitude, u.profile \
+     FROM electric_vehicles v \
+     JOIN users u ON u.org_id = v.org_id AND u.id = v.user_id \
+     LEFT JOIN buildings b ON b.org_id = v.org_id AND b.id = v.building_id AND b.deleted_at IS NULL ";
+
 impl ClaimedRow {
+    /// Centre of the geo-fence: the linked building's coordinates, else the owner's.
+    pub(crate) fn home(&self) -> Option<(f64, f64)> {
+        match (self.building_latitude, self.building_longitude) {
+            (Some(lat), Some(lon)) => Some((lat, lon)),
+            _ => self.profile.0.latitude.zip(self.profile.0.longitude),
+        }
+    }
+
     pub(crate) fn into_claimed(
         self,
         worker_id: &str,
         until: DateTime<Utc>,
     ) -> Result<ClaimedVehicle> {
+        let home = self.home();
         let vehicle = VehicleRecord::try_from(self.vehicle)?;
-        let home = match (self.building_latitude, self.building_longitude) {
-            (Some(lat), Some(lon)) => Some((lat, lon)),
-            _ => self.profile.0.latitude.zip(self.profile.0.longitude),
-        };
         Ok(ClaimedVehicle {
             lease: Lease {
                 vehicle_id: vehicle.id,

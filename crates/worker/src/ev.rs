@@ -76,17 +76,11 @@ impl DeviceKind for ElectricVehicles<'_> {
     }
 
     fn price_key(claimed: &ClaimedVehicle) -> (PriceZone, Uuid) {
-        (claimed.vehicle.price_zone, claimed.vehicle.org_id)
+        Owner::of_vehicle(&claimed.vehicle).price_key
     }
 
     fn owner(claimed: &ClaimedVehicle) -> Owner {
-        let v = &claimed.vehicle;
-        Owner {
-            org_id: v.org_id,
-            user_id: v.user_id,
-            building_id: v.building_id,
-            price_key: Self::price_key(claimed),
-        }
+        Owner::of_vehicle(&claimed.vehicle)
     }
 
     fn settings(claimed: &ClaimedVehicle) -> &EvSettings {

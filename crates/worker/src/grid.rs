@@ -29,7 +29,7 @@ use uuid::Uuid;
 use voltplan_core::joint::pack::{PackDevice, PackGroup, PackProblem, pack};
 use voltplan_core::joint::{Group, JointDevice, JointProblem, plan_jointly};
 use voltplan_core::planner::{
-    Plan, PlanInput, PlanMode, PowerWindow, Reason, SharedLimit, max_charge_power_w,
+    Plan, PlanInput, PlanInterval, PlanMode, PowerWindow, Reason, SharedLimit, max_charge_power_w,
 };
 use voltplan_core::vehicle::{EvSettings, EvState};
 use voltplan_store::{GridGroupRecord, GridLease, GridMember, GridPlanOutcome, OrgScope, Store};
@@ -283,20 +283,12 @@ async fn plan_group(
         };
         tree.home_group.insert(v.id, node);
     }
-    let keys: Vec<_> = members
-        .iter()
-        .map(|m| (m.vehicle.price_zone, m.vehicle.org_id))
-        .collect();
-    let books = price_book::load_price_books(store, keys.iter().copied(), now).await?;
     let owners: Vec<Owner> = members
         .iter()
-        .map(|m| Owner {
-            org_id: m.vehicle.org_id,
-            user_id: m.vehicle.user_id,
-            building_id: m.vehicle.building_id,
-            price_key: (m.vehicle.price_zone, m.vehicle.org_id),
-        })
+        .map(|m| Owner::of_vehicle(&m.vehicle))
         .collect();
+    let keys: Vec<_> = owners.iter().map(|o| o.price_key).collect();
+    let books = price_book::load_price_books(store, keys.iter().copied(), now).await?;
     let pricing = tariff::load_pricing(store, &owners, &books).await?;
     let slots = slots(now);
     let empty = PriceBook::default();
@@ -426,16 +418,29 @@ fn needs(plan: &Plan, slots: &[(DateTime<Utc>, DateTime<Utc>)]) -> (f64, f64, Ve
             Reason::Target => target += iv.energy_kwh,
             Reason::OverCharge => {}
             Reason::Uncontrolled => {
-                let span = hours(iv.start, iv.end);
-                for (s, slot) in slots.iter().enumerate() {
-                    if span > 0.0 {
-                        own[s] += iv.energy_kwh * overlap_h(*slot, iv.start, iv.end) / span;
-                    }
+                for (t, kwh) in per_slot(iv, slots) {
+                    own[t] += kwh;
                 }
             }
         }
     }
     (asap, target, own)
+}
+
+/// An interval's energy in each slot it overlaps, spread evenly over its span: (slot, kWh).
+fn per_slot<'s>(
+    iv: &PlanInterval,
+    slots: &'s [(DateTime<Utc>, DateTime<Utc>)],
+) -> impl Iterator<Item = (usize, f64)> + 's {
+    let (start, end, kwh) = (iv.start, iv.end, iv.energy_kwh);
+    let span = hours(start, end);
+    let first = slots.partition_point(|s| s.1 <= start);
+    slots[first..]
+        .iter()
+        .take_while(move |s| s.0 < end)
+        .enumerate()
+        .filter(move |_| span > 0.0)
+        .map(move |(k, slot)| (first + k, kwh * overlap_h(*slot, start, end) / span))
 }
 
 fn solve(
@@ -645,11 +650,10 @@ fn solve(
     for m in members {
         let Some(plan) = &m.plan else { continue };
         for iv in &plan.intervals {
-            for (t, slot) in slots.iter().enumerate() {
-                let h = overlap_h(*slot, iv.start, iv.end);
-                if h > 0.0 && slot_h[t] > 0.0 {
+            for (t, kwh) in per_slot(iv, slots) {
+                if slot_h[t] > 0.0 {
                     for g in chain(Some(m.group)) {
-                        alone_kw[g][t] += iv.power_w / 1000.0 * h / slot_h[t];
+                        alone_kw[g][t] += kwh / slot_h[t];
                     }
                 }
             }

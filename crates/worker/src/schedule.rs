@@ -71,7 +71,7 @@ pub fn next_cycle_at(
         if topping_up
             && let Some(end) = plan
                 .and_then(|p| p.shared_limit.as_ref())
-                .and_then(|s| s.windows.iter().find(|w| w.start <= now && now < w.end))
+                .and_then(|s| s.window_at(now))
                 .map(|w| w.end)
         {
             next = next.min(end);

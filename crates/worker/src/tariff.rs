@@ -10,7 +10,9 @@ use uuid::Uuid;
 use voltplan_core::PriceZone;
 use voltplan_core::planner::{Plan, PlanError, PlanInput, PlanPricing, PriceBasis, SharedLimit};
 use voltplan_core::tariff::customer_prices;
-use voltplan_store::{EnergyContractRecord, OrgScope, Store, StoreError, contract_for};
+use voltplan_store::{
+    EnergyContractRecord, OrgScope, Store, StoreError, VehicleRecord, contract_for,
+};
 
 use crate::price_book::PriceBook;
 use crate::replan::Fnv1a;
@@ -137,6 +139,18 @@ pub struct Owner {
     pub user_id: Uuid,
     pub building_id: Option<Uuid>,
     pub price_key: (PriceZone, Uuid),
+}
+
+impl Owner {
+    /// An electric vehicle's owner and place; its price key is its (zone, organisation).
+    pub fn of_vehicle(v: &VehicleRecord) -> Self {
+        Owner {
+            org_id: v.org_id,
+            user_id: v.user_id,
+            building_id: v.building_id,
+            price_key: (v.price_zone, v.org_id),
+        }
+    }
 }
 
 /// Each device's pricing (in the order given) and its contract's last change, with one

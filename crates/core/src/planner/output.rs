@@ -197,3 +197,10 @@ pub struct SharedLimitNote {
     #[serde(default)]
     pub windows: Vec<super::PowerWindow>,
 }
+
+impl SharedLimitNote {
+    /// The window the device may charge in at `now`, if any.
+    pub fn window_at(&self, now: DateTime<Utc>) -> Option<&super::PowerWindow> {
+        self.windows.iter().find(|w| w.start <= now && now < w.end)
+    }
+}

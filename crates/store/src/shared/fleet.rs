@@ -11,8 +11,8 @@ use voltplan_core::vehicle::EvSettings;
 
 use super::{Db, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, ThisStore};
 use crate::fleet::{
-    ClaimedRow, ClaimedVehicle, CommandRecord, CycleOutcome, DeviceTable, FleetStore, Lease,
-    ReadingRecord, SessionRecord, SessionRow,
+    CLAIMED_ROW_SELECT, ClaimedRow, ClaimedVehicle, CommandRecord, CycleOutcome, DeviceTable,
+    FleetStore, Lease, ReadingRecord, SessionRecord, SessionRow,
 };
 use crate::json_text::JsonText;
 use crate::{OrgScope, Result, StoreError};
@@ -290,15 +290,9 @@ impl FleetStore for ThisStore {
             limit,
         )
         .await?;
-        let rows: Vec<ClaimedRow> = sqlx::query_as(
-            "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, v.created_at, \
-               v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, v.shared_limit, \
-               b.latitude AS building_latitude, b.longitude AS building_longitude, u.profile \
-             FROM electric_vehicles v \
-             JOIN users u ON u.org_id = v.org_id AND u.id = v.user_id \
-             LEFT JOIN buildings b ON b.org_id = v.org_id AND b.id = v.building_id AND b.deleted_at IS NULL \
-             WHERE v.lease_owner = $1 AND v.lease_until = $2",
-        )
+        let rows: Vec<ClaimedRow> = sqlx::query_as(&format!(
+            "{CLAIMED_ROW_SELECT}WHERE v.lease_owner = $1 AND v.lease_until = $2"
+        ))
         .bind(worker_id)
         .bind(until)
         .fetch_all(&mut *tx)

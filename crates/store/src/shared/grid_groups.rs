@@ -10,9 +10,9 @@ use voltplan_core::grid::{GridGroup, check_tree};
 use voltplan_core::validation::FieldError;
 
 use super::{Db, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, ThisStore};
-use crate::fleet::ClaimedRow;
+use crate::fleet::{CLAIMED_ROW_SELECT, ClaimedRow};
 use crate::grid_groups::{GridGroupRecord, GridGroupStore, GridLease, GridMember, GridPlanOutcome};
-use crate::{Mutation, OrgScope, Result, StoreError};
+use crate::{Mutation, OrgScope, Result, StoreError, VehicleRecord};
 
 const COLUMNS: &str = "id, org_id, definition, created_at, updated_at, deleted_at, joint_plan";
 
@@ -149,9 +149,9 @@ impl ThisStore {
         }
     }
 
-    /// After any change to the organisation's groups: every outermost group is due, and vehicles
-    /// whose outermost group is no longer one lose its windows (and are planned again at once).
-    async fn groups_changed(tx: &mut Tx, org: OrgScope) -> Result<()> {
+    /// Makes every outermost grid group of the organisation due for a joint plan (its limits or
+    /// members changed).
+    pub(super) async fn plan_grid_groups_again_in(tx: &mut Tx, org: OrgScope) -> Result<()> {
         sqlx::query(
             "UPDATE grid_groups SET next_plan_at = NULL \
              WHERE org_id = $1 AND deleted_at IS NULL AND parent_id IS NULL",
@@ -159,6 +159,13 @@ impl ThisStore {
         .bind(org.id())
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
+
+    /// After any change to the organisation's groups: every outermost group is due, and vehicles
+    /// whose outermost group is no longer one lose its windows (and are planned again at once).
+    async fn groups_changed(tx: &mut Tx, org: OrgScope) -> Result<()> {
+        Self::plan_grid_groups_again_in(tx, org).await?;
         sqlx::query(
             "UPDATE electric_vehicles SET shared_root = NULL, shared_limit = NULL, next_cycle_at = NULL \
              WHERE org_id = $1 AND shared_root IS NOT NULL AND shared_root NOT IN \
@@ -334,25 +341,21 @@ impl GridGroupStore for ThisStore {
         let mut seen = std::collections::HashSet::new();
         for (column, ids) in [("v.id", vehicle_ids), ("v.building_id", building_ids)] {
             for chunk in ids.chunks(500) {
-                let mut query = sqlx::QueryBuilder::<Db>::new(
-                    "SELECT v.id, v.org_id, v.user_id, v.building_id, v.price_zone, v.settings, v.state, \
-                       v.created_at, v.updated_at, v.deleted_at, v.lease_epoch, v.runtime, v.plan, v.shared_limit, \
-                       b.latitude AS building_latitude, b.longitude AS building_longitude, u.profile \
-                     FROM electric_vehicles v \
-                     JOIN users u ON u.org_id = v.org_id AND u.id = v.user_id \
-                     LEFT JOIN buildings b ON b.org_id = v.org_id AND b.id = v.building_id AND b.deleted_at IS NULL \
-                     WHERE v.deleted_at IS NULL AND v.org_id = ",
-                );
+                let mut query = sqlx::QueryBuilder::<Db>::new(format!(
+                    "{CLAIMED_ROW_SELECT}WHERE v.deleted_at IS NULL AND v.org_id = "
+                ));
                 query.push_bind(org.id()).push(format!(" AND {column} IN "));
                 push_ids(&mut query, chunk);
                 let rows: Vec<ClaimedRow> = query.build_query_as().fetch_all(&self.read).await?;
                 for row in rows {
-                    let claimed = row.into_claimed("", DateTime::<Utc>::MIN_UTC)?;
-                    if seen.insert(claimed.vehicle.id) {
+                    let home = row.home();
+                    let runtime = row.runtime;
+                    let vehicle = VehicleRecord::try_from(row.vehicle)?;
+                    if seen.insert(vehicle.id) {
                         members.push(GridMember {
-                            vehicle: claimed.vehicle,
-                            home: claimed.home,
-                            runtime: claimed.runtime,
+                            vehicle,
+                            home,
+                            runtime,
                         });
                     }
                 }

@@ -439,13 +439,7 @@ impl Store for ThisStore {
         .await?;
         if building.details.power_limit_w != limit_before {
             // A connection limit is one of the joint plans' limits: plan them again at once.
-            sqlx::query(
-                "UPDATE grid_groups SET next_plan_at = NULL \
-                 WHERE org_id = $1 AND deleted_at IS NULL AND parent_id IS NULL",
-            )
-            .bind(org.id())
-            .execute(&mut *tx)
-            .await?;
+            Self::plan_grid_groups_again_in(&mut tx, org).await?;
         }
         tx.commit().await?;
         Ok(building)

@@ -23,7 +23,7 @@ pub fn tops_up(plan: &Plan, observed: &Observed, now: DateTime<Utc>) -> bool {
         && plan
             .shared_limit
             .as_ref()
-            .is_none_or(|shared| shared.windows.iter().any(|w| w.start <= now && now < w.end))
+            .is_none_or(|shared| shared.window_at(now).is_some())
         && observed.plugged_in
         && now < deadline
         && plan.intervals.iter().all(|i| i.end <= now)
